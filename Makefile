@@ -1,0 +1,54 @@
+# Every target creates the virtual environment .venv first if it is missing (or stale).
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+ARGS   ?=
+
+.PHONY: help train test sweep tensorboard bench check-losses report screenshot lint format clean
+
+help:
+	@echo "make train        train the default experiment (CEE, MLP 784-100-10); extra overrides: ARGS='loss=sse'"
+	@echo "make test         create .venv if needed, install, run the test suite"
+	@echo "make sweep        loss x batch-size sweep (experiment=loss_vs_batch), ends with the report table"
+	@echo "make tensorboard  open TensorBoard on logs/"
+	@echo "make bench        speed benchmark against a plain PyTorch loop (writes bench.json)"
+	@echo "make check-losses print our losses next to torch's, case by case"
+	@echo "make screenshot   docs/tensorboard.png of the Overfitting charts (needs chromium)"
+	@echo "make lint         ruff check + ruff format --check"
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+train: $(STAMP)
+	$(VENV)/bin/losslab-train $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest $(ARGS)
+
+sweep: $(STAMP)
+	$(VENV)/bin/losslab-train experiment=loss_vs_batch $(ARGS)
+
+tensorboard: $(STAMP)
+	$(VENV)/bin/tensorboard --logdir logs $(ARGS)
+
+bench: $(STAMP)
+	$(PY) scripts/bench.py $(ARGS)
+
+check-losses: $(STAMP)
+	$(PY) scripts/check_losses.py
+
+screenshot: $(STAMP)
+	$(PY) scripts/screenshot.py $(ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
