@@ -18,12 +18,12 @@ from torch import Tensor, nn
 
 __all__ = ["CEELoss", "SSELoss", "cee_loss", "sse_loss"]
 
-_REDUCTIONS = ("none", "mean", "sum")
+REDUCTIONS = ("none", "mean", "sum")
 
 
 def _check_options(reduction: str, label_smoothing: float = 0.0, eps: float = 1.0) -> None:
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing!r}")
     if not eps > 0.0:
@@ -50,7 +50,9 @@ def _class_dim(input: Tensor) -> int:
     if not isinstance(input, Tensor):
         raise ValueError(f"input must be a torch.Tensor, got {type(input).__name__}")
     if input.dim() == 0:
-        raise ValueError("input must have shape (C,), (N, C) or (N, C, d1, ...), got a 0-dim tensor")
+        raise ValueError(
+            "input must have shape (C,), (N, C) or (N, C, d1, ...), got a 0-dim tensor"
+        )
     if not input.is_floating_point():
         raise ValueError(f"input must have a floating dtype, got {input.dtype}")
     return 0 if input.dim() == 1 else 1

@@ -1,0 +1,208 @@
+"""Typed schemas of the configs in ``conf/`` (plain dataclasses; ``train.py`` registers them).
+
+Hydra checks types against these when it composes (``data.batch_size=abc`` fails there, naming
+the key); ``__post_init__`` checks ranges when ``train.py`` turns the config into objects.
+Every message names the override key and what is allowed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from losslab.losses import REDUCTIONS
+from losslab.models import ACTIVATIONS, INITS
+
+
+def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ValueError(f"{key}={value!r} is out of range: {key} must be {allowed}")
+
+
+@dataclass
+class DataConfig:
+    _target_: str = "losslab.data.MNISTDataModule"
+    data_dir: str = "data"
+    batch_size: int = 100
+    val_size: int = 0
+    train_size: int | None = None
+    download: bool = True
+    normalize: bool = True
+    seed: int = 0
+    eval_batch_size: int = 10_000
+    drop_last: bool = False
+    replacement: bool = False
+
+    def __post_init__(self) -> None:
+        _check(self.batch_size > 0, "data.batch_size", self.batch_size, "a positive integer")
+        _check(self.eval_batch_size > 0, "data.eval_batch_size", self.eval_batch_size, "> 0")
+        _check(0 <= self.val_size < 60000, "data.val_size", self.val_size, "in [0, 60000)")
+        _check(
+            self.train_size is None or 0 < self.train_size <= 60000 - self.val_size,
+            "data.train_size",
+            self.train_size,
+            f"null or in [1, {60000 - self.val_size}] (60000 minus data.val_size)",
+        )
+
+
+@dataclass
+class ModelConfig:
+    _target_: str = "losslab.models.MLP"
+    in_features: int = 784
+    hidden: list[int] = field(default_factory=lambda: [100])
+    num_classes: int = 10
+    activation: str = "relu"
+    init: str = "default"
+    init_std: float = 0.01
+
+    def __post_init__(self) -> None:
+        _check(self.in_features > 0, "model.in_features", self.in_features, "> 0")
+        _check(
+            all(h > 0 for h in self.hidden), "model.hidden", self.hidden, "a list of positive sizes"
+        )
+        _check(self.num_classes > 1, "model.num_classes", self.num_classes, "> 1")
+        _check(
+            self.activation in ACTIVATIONS,
+            "model.activation",
+            self.activation,
+            f"one of {sorted(ACTIVATIONS)}",
+        )
+        _check(self.init in INITS, "model.init", self.init, f"one of {INITS}")
+        _check(self.init_std > 0, "model.init_std", self.init_std, "> 0")
+
+
+@dataclass
+class SSEConfig:
+    _target_: str = "losslab.losses.SSELoss"
+    reduction: str = "mean"
+    from_logits: bool = True
+
+    def __post_init__(self) -> None:
+        _check(
+            self.reduction in REDUCTIONS, "loss.reduction", self.reduction, f"one of {REDUCTIONS}"
+        )
+
+
+@dataclass
+class CEEConfig:
+    _target_: str = "losslab.losses.CEELoss"
+    reduction: str = "mean"
+    from_logits: bool = True
+    label_smoothing: float = 0.0
+    eps: float = 1e-7
+    ignore_index: int = -100
+
+    def __post_init__(self) -> None:
+        _check(
+            self.reduction in REDUCTIONS, "loss.reduction", self.reduction, f"one of {REDUCTIONS}"
+        )
+        _check(
+            0.0 <= self.label_smoothing <= 1.0,
+            "loss.label_smoothing",
+            self.label_smoothing,
+            "in [0, 1]",
+        )
+        _check(self.eps > 0, "loss.eps", self.eps, "> 0")
+
+
+@dataclass
+class SGDConfig:
+    _target_: str = "torch.optim.SGD"
+    _partial_: bool = True
+    lr: float = 0.1
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    nesterov: bool = False
+
+    def __post_init__(self) -> None:
+        _check(self.lr > 0, "optimizer.lr", self.lr, "> 0")
+        _check(0 <= self.momentum < 1, "optimizer.momentum", self.momentum, "in [0, 1)")
+        _check(self.weight_decay >= 0, "optimizer.weight_decay", self.weight_decay, ">= 0")
+
+
+@dataclass
+class AdamConfig:
+    _target_: str = "torch.optim.Adam"
+    _partial_: bool = True
+    lr: float = 1e-3
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check(self.lr > 0, "optimizer.lr", self.lr, "> 0")
+        _check(
+            len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
+            "optimizer.betas",
+            self.betas,
+            "two numbers in [0, 1)",
+        )
+        _check(self.eps > 0, "optimizer.eps", self.eps, "> 0")
+        _check(self.weight_decay >= 0, "optimizer.weight_decay", self.weight_decay, ">= 0")
+
+
+@dataclass
+class TrainerConfig:
+    """The ``lightning.Trainer`` arguments losslab sets; see ``conf/trainer/*.yaml``."""
+
+    _target_: str = "lightning.Trainer"
+    accelerator: str = "cpu"
+    devices: Any = 1
+    strategy: Any = "auto"
+    num_nodes: int = 1
+    max_epochs: int = 5
+    max_steps: int = -1
+    precision: Any = "32-true"
+    deterministic: Any = True
+    benchmark: bool | None = None
+    log_every_n_steps: int = 50
+    num_sanity_val_steps: int = -1
+    use_distributed_sampler: bool = False
+    enable_model_summary: bool = False
+    enable_progress_bar: bool = True
+    gradient_clip_val: float | None = None
+    limit_train_batches: Any = None
+    default_root_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        _check(self.max_epochs > 0, "trainer.max_epochs", self.max_epochs, "a positive integer")
+        _check(
+            self.max_steps == -1 or self.max_steps > 0,
+            "trainer.max_steps",
+            self.max_steps,
+            "-1 or > 0",
+        )
+        _check(
+            self.log_every_n_steps > 0, "trainer.log_every_n_steps", self.log_every_n_steps, "> 0"
+        )
+        _check(self.num_nodes > 0, "trainer.num_nodes", self.num_nodes, "> 0")
+        devices = self.devices
+        _check(
+            devices in ("auto", -1)
+            or (isinstance(devices, int) and devices > 0)
+            or isinstance(devices, list),
+            "trainer.devices",
+            devices,
+            "a positive integer, a list of device ids, -1 or 'auto'",
+        )
+
+
+@dataclass
+class TrainConfig:
+    """Top level of ``conf/train.yaml`` (the groups are checked by their own schemas)."""
+
+    data: Any = None
+    model: Any = None
+    loss: Any = None
+    optimizer: Any = None
+    trainer: Any = None
+    logger: Any = None
+    callbacks: Any = None
+    seed: int = 0
+    threads: int = 1
+    task_name: str = "train"
+    ckpt_path: str | None = None
+
+    def __post_init__(self) -> None:
+        _check(self.seed >= 0, "seed", self.seed, ">= 0")
+        _check(self.threads >= 1, "threads", self.threads, ">= 1")

@@ -1,0 +1,323 @@
+"""MNIST as a LightningDataModule: the real torchvision files, batches at memory speed.
+
+Each split lives in memory as one uint8 tensor ``(n, 1, 28, 28)`` plus int64 labels (47 MB for
+the 60k training images), on the device the model trains on. A batch is one indexing of those
+tensors; scaling to [0, 1] and normalising happen per batch, after transfer, on that device.
+There is no per-sample ``__getitem__``, no PIL, no collate: the canonical torchvision pipeline
+spends most of a CPU epoch on those (see ``scripts/bench.py``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch import Tensor
+from torchvision.datasets import MNIST
+
+__all__ = ["MNIST_FILES", "MNIST_MEAN", "MNIST_STD", "BatchIndexSampler", "MNISTDataModule"]
+
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # of the 60k training pixels scaled to [0, 1]
+NUM_CLASSES = 10
+# name -> (IDX magic number, shape)
+MNIST_FILES = {
+    "train-images-idx3-ubyte": (2051, (60000, 28, 28)),
+    "train-labels-idx1-ubyte": (2049, (60000,)),
+    "t10k-images-idx3-ubyte": (2051, (10000, 28, 28)),
+    "t10k-labels-idx1-ubyte": (2049, (10000,)),
+}
+SPLITS = ("train", "val", "test")
+
+
+class BatchIndexSampler:
+    """Yields one index tensor per batch over ``num_samples`` items.
+
+    Shuffled per epoch by a generator seeded with ``(seed, epoch)``, so an epoch's order does not
+    depend on what ran before (reproducible, resumable: Lightning calls ``set_epoch``). With
+    ``replacement=True`` each batch is drawn independently with replacement, as the book's
+    ``np.random.choice(train_size, batch_size)``. Under DDP (``world_size > 1``) each global batch
+    is split across ranks (``batch[rank::world_size]``), so the ranks together see exactly the
+    batches a single process would.
+    """
+
+    def __init__(
+        self,
+        num_samples: int,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        replacement: bool = False,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.num_samples, self.batch_size = num_samples, batch_size
+        self.shuffle, self.drop_last, self.replacement = shuffle, drop_last, replacement
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.device = torch.device(device)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        full, rest = divmod(self.num_samples, self.batch_size)
+        return full + int(rest > 0 and not self.drop_last)
+
+    def _order(self) -> Tensor:
+        if not (self.shuffle or self.replacement):
+            return torch.arange(self.num_samples, device=self.device)
+        g = torch.Generator().manual_seed((self.seed << 32) + self.epoch)
+        if self.replacement:
+            order = torch.randint(self.num_samples, (len(self) * self.batch_size,), generator=g)
+        else:
+            order = torch.randperm(self.num_samples, generator=g)
+        return order.to(self.device)  # once per epoch: batches below are views, no copy per step
+
+    def __iter__(self) -> Iterator[Tensor]:
+        order = self._order()
+        for k in range(len(self)):
+            batch = order[k * self.batch_size : (k + 1) * self.batch_size]
+            yield batch[self.rank :: self.world_size] if self.world_size > 1 else batch
+
+
+class TensorLoader:
+    """An iterable of ``(images, labels)`` batches cut from in-memory tensors by a sampler.
+
+    It has the ``sampler`` / ``batch_sampler`` attributes Lightning looks for on a DataLoader,
+    so ``set_epoch`` is called each epoch.
+    """
+
+    batch_sampler = None
+
+    def __init__(self, images: Tensor, labels: Tensor, sampler: BatchIndexSampler) -> None:
+        self.images, self.labels, self.sampler = images, labels, sampler
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        for idx in self.sampler:
+            if idx.numel():
+                yield self.images[idx], self.labels[idx]
+
+
+def _check_idx_file(path: Path, magic: int, shape: tuple[int, ...]) -> None:
+    """Fail with a clear message when an IDX file is truncated or not what it should be."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        header = f.read(4 + 4 * len(shape))
+    fields = [int.from_bytes(header[i : i + 4], "big") for i in range(0, len(header), 4)]
+    expected = 4 + 4 * len(shape) + int(torch.Size(shape).numel())
+    if len(header) < 4 + 4 * len(shape) or fields[0] != magic or tuple(fields[1:]) != shape:
+        raise RuntimeError(
+            f"MNIST file {path} is corrupted: its header reads {fields}, expected magic {magic} "
+            f"and shape {shape}. Replace it with the original file."
+        )
+    if size != expected:
+        raise RuntimeError(
+            f"MNIST file {path} is truncated or corrupted: {size:,} bytes, expected {expected:,}. "
+            f"Replace it with the original file."
+        )
+
+
+class MNISTDataModule(L.LightningDataModule):
+    """MNIST's official 60k/10k split, read by ``torchvision.datasets.MNIST``, batched in memory.
+
+    Args:
+        data_dir: folder that holds ``MNIST/raw/`` (torchvision's layout). The configs default to
+            ``$LOSSLAB_DATA_DIR`` or ``<repo>/data``.
+        batch_size: training batch size (global: split across DDP ranks).
+        val_size: images held out of the training split (seeded) for ``loss/val``; 0 = none.
+        train_size: train on a seeded, class-balanced subset of this many images (None = all).
+        download: let torchvision download missing files (needs internet).
+        normalize: scale to [0, 1] then standardise with MNIST's mean/std; else only scale.
+        seed: seeds the val hold-out, the subset and each epoch's shuffle.
+        eval_batch_size: batch size of the per-epoch evaluation passes (no gradients).
+        drop_last: drop the last incomplete training batch.
+        replacement: draw each training batch with replacement (the book's ch. 4 sampling).
+
+    Loaders: ``train_dataloader`` (shuffled), ``val_dataloader`` (a dict ``{"train", ["val"],
+    "test"}`` of fixed-order evaluation loaders: the module measures its epoch curves on all of
+    them), ``test_dataloader`` (official 10k), and ``eval_dataloader(split)``.
+
+    Example:
+        >>> dm = MNISTDataModule("data", batch_size=100)  # doctest: +SKIP
+        >>> dm.prepare_data(); dm.setup()  # doctest: +SKIP
+        >>> x, y = next(iter(dm.train_dataloader()))  # uint8 (100, 1, 28, 28), int64 (100,)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike = "data",
+        batch_size: int = 100,
+        val_size: int = 0,
+        train_size: int | None = None,
+        download: bool = True,
+        normalize: bool = True,
+        seed: int = 0,
+        eval_batch_size: int = 10_000,
+        drop_last: bool = False,
+        replacement: bool = False,
+    ) -> None:
+        super().__init__()
+        for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"data.{key} must be a positive integer, got {value!r}")
+        if not isinstance(val_size, int) or not 0 <= val_size < 60000:
+            raise ValueError(f"data.val_size must be an integer in [0, 60000), got {val_size!r}")
+        if train_size is not None and (not isinstance(train_size, int) or train_size <= 0):
+            raise ValueError(
+                f"data.train_size must be a positive integer or null, got {train_size!r}"
+            )
+        if train_size is not None and train_size > 60000 - val_size:
+            raise ValueError(
+                f"data.train_size={train_size} exceeds the {60000 - val_size} training images "
+                f"available (60000 minus data.val_size={val_size})"
+            )
+        self.data_dir = Path(data_dir)
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.val_size, self.train_size = val_size, train_size
+        self.download, self.normalize, self.seed = download, normalize, seed
+        self.drop_last, self.replacement = drop_last, replacement
+        self.splits: dict[str, tuple[Tensor, Tensor]] = {}
+
+    # -- files --------------------------------------------------------------------------------
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.data_dir / "MNIST" / "raw"
+
+    def _check_files(self) -> list[str]:
+        """Validate the files that are there; return the names of those that are missing."""
+        missing = []
+        for name, (magic, shape) in MNIST_FILES.items():
+            path = self.raw_dir / name
+            if path.exists():
+                _check_idx_file(path, magic, shape)
+            else:
+                missing.append(name)
+        if missing and not self.download:
+            raise self._missing_error(f"missing {', '.join(missing)}; data.download=false")
+        return missing
+
+    def _missing_error(self, reason: str) -> FileNotFoundError:
+        return FileNotFoundError(
+            f"MNIST not found in {self.raw_dir} ({reason}). losslab expects the four uncompressed "
+            f"IDX files {', '.join(MNIST_FILES)} there. Point LOSSLAB_DATA_DIR (or data.data_dir) "
+            f"at the folder that holds MNIST/raw/, or set data.download=true on a machine with "
+            f"internet."
+        )
+
+    def _load(self, train: bool, missing: list[str]) -> MNIST:
+        try:
+            return MNIST(root=str(self.data_dir), train=train, download=self.download)
+        except (RuntimeError, OSError) as err:  # torchvision's "Error downloading ..." and friends
+            if missing:
+                raise self._missing_error(f"download failed: {err}") from err
+            raise
+
+    def prepare_data(self) -> None:
+        """Download if allowed and needed (rank 0 only, once per node)."""
+        missing = self._check_files()
+        for train in (True, False):
+            self._load(train, missing)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        missing = self._check_files()
+        device = self.trainer.strategy.root_device if self.trainer is not None else "cpu"
+        train, test = self._load(True, missing), self._load(False, missing)
+        images, labels = train.data.unsqueeze(1), train.targets
+        pool = torch.arange(len(labels))
+        g = torch.Generator().manual_seed(self.seed)
+        if self.val_size:
+            perm = torch.randperm(len(labels), generator=g)
+            val_idx, pool = perm[: self.val_size].sort().values, perm[self.val_size :].sort().values
+            self.splits["val"] = (images[val_idx], labels[val_idx])
+        if self.train_size is not None:
+            pool = _balanced_subset(pool, labels[pool], self.train_size, g)
+        self.splits["train"] = (images[pool], labels[pool])
+        self.splits["test"] = (test.data.unsqueeze(1), test.targets)
+        self.splits = {k: (x.to(device), y.to(device)) for k, (x, y) in self.splits.items()}
+
+    # -- loaders ------------------------------------------------------------------------------
+
+    def _rank_world(self) -> tuple[int, int]:
+        if self.trainer is None:
+            return 0, 1
+        return self.trainer.global_rank, self.trainer.world_size
+
+    def _loader(self, split: str, batch_size: int, train: bool) -> TensorLoader:
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        if split not in self.splits:
+            if split == "val":
+                raise ValueError("split 'val' is empty: set data.val_size > 0 to hold one out")
+            raise RuntimeError("call setup() before asking for a dataloader")
+        images, labels = self.splits[split]
+        rank, world = self._rank_world()
+        if train and batch_size % world:
+            raise ValueError(
+                f"data.batch_size={batch_size} must be divisible by the number of DDP processes "
+                f"({world}): each process takes an equal share of every global batch"
+            )
+        n = len(labels)
+        # Training: every rank must take a step, so a last batch smaller than the number of
+        # ranks is dropped. Evaluation: a rank left without samples just skips that batch.
+        drop_last = train and (self.drop_last or 0 < n % batch_size < world)
+        sampler = BatchIndexSampler(
+            n,
+            batch_size if train else batch_size * world,
+            shuffle=train,
+            drop_last=drop_last,
+            replacement=self.replacement and train,
+            seed=self.seed,
+            rank=rank,
+            world_size=world,
+            device=labels.device,
+        )
+        return TensorLoader(images, labels, sampler)
+
+    def train_dataloader(self) -> TensorLoader:
+        return self._loader("train", self.batch_size, train=True)
+
+    def eval_dataloader(self, split: str) -> TensorLoader:
+        """Fixed-order loader over a whole split (``"train"``, ``"val"`` or ``"test"``)."""
+        return self._loader(split, self.eval_batch_size, train=False)
+
+    def val_dataloader(self) -> dict[str, TensorLoader]:
+        return {split: self.eval_dataloader(split) for split in SPLITS if split in self.splits}
+
+    def test_dataloader(self) -> TensorLoader:
+        return self.eval_dataloader("test")
+
+    def on_after_batch_transfer(self, batch: tuple[Tensor, Tensor], dataloader_idx: int):
+        """uint8 -> float32 in [0, 1] (and standardised), on the device the batch is on."""
+        x, y = batch
+        if self.normalize:
+            x = x.float().mul_(1.0 / (255.0 * MNIST_STD)).sub_(MNIST_MEAN / MNIST_STD)
+        else:
+            x = x.float().mul_(1.0 / 255.0)
+        return x, y
+
+
+def _balanced_subset(pool: Tensor, labels: Tensor, size: int, generator: torch.Generator) -> Tensor:
+    """``size`` indices of ``pool``, as equal per class as possible, chosen at random (seeded)."""
+    per_class = [size // NUM_CLASSES + (c < size % NUM_CLASSES) for c in range(NUM_CLASSES)]
+    order = torch.randperm(len(pool), generator=generator)
+    chosen = []
+    for c, k in enumerate(per_class):
+        members = order[labels[order] == c]
+        if len(members) < k:
+            raise ValueError(
+                f"data.train_size={size} needs {k} images of class {c}, only {len(members)} available"
+            )
+        chosen.append(members[:k])
+    return pool[torch.cat(chosen).sort().values]
