@@ -110,7 +110,9 @@ def test_book_cee_eps_keeps_log_of_zero_finite():
     y = torch.tensor([Y_RIGHT], dtype=torch.float64)
     t = torch.tensor([3])
     assert cee_loss(y, t, from_logits=False).item() == pytest.approx(16.118095651, abs=1e-9)
-    assert cee_loss(y, t, from_logits=False, eps=1e-3).item() == pytest.approx(6.907755279, abs=1e-9)
+    assert cee_loss(y, t, from_logits=False, eps=1e-3).item() == pytest.approx(
+        6.907755279, abs=1e-9
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -120,7 +122,9 @@ def test_book_cee_eps_keeps_log_of_zero_finite():
 _C = st.integers(2, 6)
 _N = st.integers(1, 4)
 _D = st.integers(1, 3)
-SHAPES = st.one_of(st.tuples(_C), st.tuples(_N, _C), st.tuples(_N, _C, _D), st.tuples(_N, _C, _D, _D))
+SHAPES = st.one_of(
+    st.tuples(_C), st.tuples(_N, _C), st.tuples(_N, _C, _D), st.tuples(_N, _C, _D, _D)
+)
 DTYPES = st.sampled_from([torch.float64, torch.float32])
 
 
@@ -175,7 +179,10 @@ def test_cee_with_logits_matches_f_cross_entropy(
     num_classes = x.shape[_class_dim(x)]
     weight = torch.rand(num_classes, generator=gen, dtype=dtype) + 0.1 if use_weight else None
     options = dict(
-        weight=weight, ignore_index=ignore_index, reduction=reduction, label_smoothing=label_smoothing
+        weight=weight,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=label_smoothing,
     )
 
     expected = F.cross_entropy(x, t, **options)
@@ -252,7 +259,7 @@ def test_cee_large_logits_are_finite_and_match_torch(dtype, options, target_kind
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_cee_book_large_logit_example_exact(dtype):
+def test_cee_large_logit_example_equals_closed_form_and_torch(dtype):
     x = torch.tensor([[1e4, -1e4, 1e4 - 1]], dtype=dtype, requires_grad=True)
     t = torch.tensor([2])
     actual, expected = cee_loss(x, t), F.cross_entropy(x, t)
@@ -420,24 +427,21 @@ LOW_PRECISION = [torch.float16, torch.bfloat16]
 
 @pytest.mark.parametrize("dtype", LOW_PRECISION)
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
-@pytest.mark.parametrize(
-    "options",
-    [{}, {"label_smoothing": 0.1, "weight": True}],
-    ids=["plain", "weight+smoothing"],
-)
-def test_cee_low_precision_matches_float32_reference(dtype, reduction, options):
+@pytest.mark.parametrize("weighted_smoothed", [False, True], ids=["plain", "weight+smoothing"])
+def test_cee_low_precision_matches_float32_reference(dtype, reduction, weighted_smoothed):
     gen = torch.Generator().manual_seed(8)
     x = torch.randn(16, 10, generator=gen).to(dtype).requires_grad_()
     t = torch.randint(0, 10, (16,), generator=gen)
-    options = dict(options, reduction=reduction)
-    if options.get("weight"):
-        options["weight"] = (torch.rand(10, generator=gen) + 0.1).to(dtype)
+    weight, smoothing = None, 0.0
+    if weighted_smoothed:
+        weight, smoothing = (torch.rand(10, generator=gen) + 0.1).to(dtype), 0.1
+    # the reference: torch in float32 on the same (upcast) values
     x32 = x.detach().float().requires_grad_()
-    ref_options = dict(options)
-    if "weight" in options:
-        ref_options["weight"] = options["weight"].float()
-    expected = F.cross_entropy(x32, t, **ref_options)
-    actual = cee_loss(x, t, **options)
+    weight32 = None if weight is None else weight.float()
+    expected = F.cross_entropy(
+        x32, t, weight=weight32, reduction=reduction, label_smoothing=smoothing
+    )
+    actual = cee_loss(x, t, weight=weight, reduction=reduction, label_smoothing=smoothing)
     assert actual.dtype == dtype
     torch.testing.assert_close(actual, expected.to(dtype))  # the dtype's default tolerance
     g_actual = _grad(actual, x, torch.ones((), dtype=dtype))
@@ -486,29 +490,33 @@ def test_compiled_loss_matches_eager_values_and_gradients(loss_cls):
 
 X = torch.randn(4, 10)
 T = torch.tensor([0, 1, 2, 3])
+EVERY_FORM = pytest.mark.parametrize(
+    "loss",
+    [cee_loss, sse_loss, CEELoss(), SSELoss()],
+    ids=["cee_loss", "sse_loss", "CEELoss", "SSELoss"],
+)
 
 
-def test_cee_rejects_target_batch_size_mismatch():
-    with pytest.raises(ValueError, match=r"target shape \(5,\) does not match input shape \(4, 10\)"):
-        cee_loss(X, torch.zeros(5, dtype=torch.long))
+@EVERY_FORM
+def test_target_batch_size_mismatch_is_rejected_naming_both_shapes(loss):
+    message = r"target shape \(5,\) does not match input shape \(4, 10\)"
+    with pytest.raises(ValueError, match=message):
+        loss(X, torch.zeros(5, dtype=torch.long))
 
 
-def test_sse_rejects_target_batch_size_mismatch():
-    with pytest.raises(ValueError, match=r"target shape \(5,\) does not match input shape \(4, 10\)"):
-        SSELoss()(X, torch.zeros(5, dtype=torch.long))
-
-
-@pytest.mark.parametrize("loss", [cee_loss, sse_loss, CEELoss(), SSELoss()])
+@EVERY_FORM
 def test_float_index_target_is_rejected_naming_its_dtype(loss):
     with pytest.raises(ValueError, match=r"target of shape \(4,\).*integer dtype.*torch\.float32"):
         loss(X, torch.zeros(4))
 
 
-@pytest.mark.parametrize("loss", [cee_loss, CEELoss(), sse_loss, SSELoss()])
+@EVERY_FORM
 @pytest.mark.parametrize("bad", [-1, 10])
 def test_class_index_out_of_range_raises_index_error(loss, bad):
     t = torch.tensor([0, bad, 2, 3])
-    with pytest.raises(IndexError, match=rf"target holds class index {bad}, out of range.*\[0, 9\]"):
+    with pytest.raises(
+        IndexError, match=rf"target holds class index {bad}, out of range.*\[0, 9\]"
+    ):
         loss(X, t)
 
 
@@ -578,53 +586,41 @@ def test_integer_input_is_rejected(loss):
 FORBIDDEN = ("cross_entropy", "nll_loss", "mse_loss", "log_softmax", "softmax")
 
 
-def _every_option_call():
-    """(name, thunk) for both losses with every option, on float64 inputs."""
+def _every_option_case():
+    """(loss, input, target) for both losses with every option, float64."""
     gen = torch.Generator().manual_seed(11)
-    x = torch.randn(5, 4, 3, generator=gen, dtype=torch.float64, requires_grad=True)
-    p = torch.rand(5, 4, 3, generator=gen, dtype=torch.float64, requires_grad=True)
-    t = torch.randint(0, 4, (5, 3), generator=gen)
-    t[0, 0] = -100
-    probs = torch.rand(5, 4, 3, generator=gen, dtype=torch.float64).softmax(1)
+    logits = torch.randn(5, 4, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    probs_in = torch.rand(5, 4, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    index = torch.randint(0, 4, (5, 3), generator=gen)
+    index[0, 0] = -100
+    soft = torch.rand(5, 4, 3, generator=gen, dtype=torch.float64).softmax(1)
     w = torch.rand(4, generator=gen, dtype=torch.float64) + 0.1
-    calls = {}
-    for r in REDUCTIONS:
-        for target_name, target in (("index", t.clamp(min=0)), ("probs", probs)):
-            for fl, inp in ((True, x), (False, p)):
-                calls[f"sse-{r}-{target_name}-{fl}"] = (
-                    lambda r=r, tg=target, fl=fl, i=inp: sse_loss(i, tg, reduction=r, from_logits=fl)
-                )
-        for target_name, target in (("index", t), ("probs", probs)):
-            for fl, inp in ((True, x), (False, p)):
-                calls[f"cee-{r}-{target_name}-{fl}"] = (
-                    lambda r=r, tg=target, fl=fl, i=inp: CEELoss(
-                        weight=w, ignore_index=-100, reduction=r, label_smoothing=0.2, from_logits=fl
-                    )(i, tg)
-                )
-    return calls
+    cases = []
+    for reduction in REDUCTIONS:
+        for from_logits, x in ((True, logits), (False, probs_in)):
+            cee = CEELoss(w, -100, reduction, label_smoothing=0.2, from_logits=from_logits)
+            sse = SSELoss(reduction, from_logits=from_logits)
+            cases += [(cee, x, index), (cee, x, soft), (sse, x, index.clamp(min=0)), (sse, x, soft)]
+    return cases
 
 
 def test_losses_do_not_call_torch_loss_or_softmax_functions(monkeypatch):
-    calls = _every_option_call()
-    expected = {name: call() for name, call in calls.items()}
+    cases = _every_option_case()
+    expected = [loss(x, t) for loss, x, t in cases]
 
     def forbidden(*args, **kwargs):
         raise AssertionError("losslab.losses must not call torch's loss/softmax functions")
 
-    for name in FORBIDDEN:
+    for name in (*FORBIDDEN, "nll_loss_nd", "nll_loss2d", "cross_entropy_loss"):
         for owner in (F, torch, torch.Tensor, torch._C._nn):
-            if hasattr(owner, name):
-                monkeypatch.setattr(owner, name, forbidden)
-    for name in ("nll_loss_nd", "nll_loss2d", "cross_entropy_loss"):
-        for owner in (torch._C._nn, torch):
             if hasattr(owner, name):
                 monkeypatch.setattr(owner, name, forbidden)
     with pytest.raises(AssertionError, match="must not call"):  # the patch is live
         F.cross_entropy(torch.zeros(1, 2), torch.tensor([0]))
 
-    for name, call in calls.items():
-        out = call()
-        torch.testing.assert_close(out, expected[name], rtol=1e-12, atol=1e-12, msg=name)
+    for (loss, x, t), before in zip(cases, expected, strict=True):
+        out = loss(x, t)
+        torch.testing.assert_close(out, before, rtol=1e-12, atol=1e-12, msg=repr(loss))
         out.sum().backward()
 
 
@@ -703,3 +699,12 @@ def test_losses_on_cuda_match_torch():
     torch.testing.assert_close(sse_loss(x, tc), expected_sse, rtol=1e-5, atol=1e-6)
     with pytest.raises(IndexError, match="class index 10"):
         cee_loss(x, tc + 10)
+
+
+def test_ignore_index_with_probability_targets_is_rejected_like_torch():
+    x = torch.randn(4, 5)
+    p = torch.softmax(torch.randn(4, 5), dim=1)
+    with pytest.raises(RuntimeError):
+        F.cross_entropy(x, p, ignore_index=0)
+    with pytest.raises(ValueError, match=r"ignore_index=0 .*probability"):
+        cee_loss(x, p, ignore_index=0)

@@ -22,12 +22,13 @@ __all__ = ["MNIST_FILES", "MNIST_MEAN", "MNIST_STD", "BatchIndexSampler", "MNIST
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # of the 60k training pixels scaled to [0, 1]
 NUM_CLASSES = 10
-# name -> (IDX magic number, shape)
+# name -> (IDX magic number, shape of one item). The item count is read from the header, so a
+# smaller file in the same format (a test fixture) loads too; the official files hold 60000/10000.
 MNIST_FILES = {
-    "train-images-idx3-ubyte": (2051, (60000, 28, 28)),
-    "train-labels-idx1-ubyte": (2049, (60000,)),
-    "t10k-images-idx3-ubyte": (2051, (10000, 28, 28)),
-    "t10k-labels-idx1-ubyte": (2049, (10000,)),
+    "train-images-idx3-ubyte": (2051, (28, 28)),
+    "train-labels-idx1-ubyte": (2049, ()),
+    "t10k-images-idx3-ubyte": (2051, (28, 28)),
+    "t10k-labels-idx1-ubyte": (2049, ()),
 }
 SPLITS = ("train", "val", "test")
 
@@ -72,7 +73,9 @@ class BatchIndexSampler:
     def _order(self) -> Tensor:
         if not (self.shuffle or self.replacement):
             return torch.arange(self.num_samples, device=self.device)
-        g = torch.Generator().manual_seed((self.seed << 32) + self.epoch)
+        # torch's CPU generator keeps only the low 32 bits of a seed (so `seed << 32` would be
+        # lost): mix seed and epoch into those bits
+        g = torch.Generator().manual_seed((self.seed * 0x9E3779B1 + self.epoch) % 2**32)
         if self.replacement:
             order = torch.randint(self.num_samples, (len(self) * self.batch_size,), generator=g)
         else:
@@ -107,23 +110,29 @@ class TensorLoader:
                 yield self.images[idx], self.labels[idx]
 
 
-def _check_idx_file(path: Path, magic: int, shape: tuple[int, ...]) -> None:
-    """Fail with a clear message when an IDX file is truncated or not what it should be."""
+def _check_idx_file(path: Path, magic: int, item_shape: tuple[int, ...]) -> int:
+    """Fail with a clear message when an IDX file is truncated or not what it should be.
+
+    Returns the number of items the header announces.
+    """
     size = path.stat().st_size
+    header_size = 4 + 4 * (1 + len(item_shape))
     with path.open("rb") as f:
-        header = f.read(4 + 4 * len(shape))
-    fields = [int.from_bytes(header[i : i + 4], "big") for i in range(0, len(header), 4)]
-    expected = 4 + 4 * len(shape) + int(torch.Size(shape).numel())
-    if len(header) < 4 + 4 * len(shape) or fields[0] != magic or tuple(fields[1:]) != shape:
+        header = f.read(header_size)
+    fields = [int.from_bytes(header[i : i + 4], "big") for i in range(0, len(header) - 3, 4)]
+    if len(header) < header_size or fields[0] != magic or tuple(fields[2:]) != item_shape:
         raise RuntimeError(
-            f"MNIST file {path} is corrupted: its header reads {fields}, expected magic {magic} "
-            f"and shape {shape}. Replace it with the original file."
+            f"MNIST file {path} is corrupted: its header reads {fields}, expected magic {magic}, "
+            f"an item count and item shape {item_shape}. Replace it with the original file."
         )
+    count = fields[1]
+    expected = header_size + count * int(torch.Size(item_shape).numel())
     if size != expected:
         raise RuntimeError(
-            f"MNIST file {path} is truncated or corrupted: {size:,} bytes, expected {expected:,}. "
-            f"Replace it with the original file."
+            f"MNIST file {path} is truncated or corrupted: {size:,} bytes, expected {expected:,} "
+            f"for the {count:,} items its header announces. Replace it with the original file."
         )
+    return count
 
 
 class MNISTDataModule(L.LightningDataModule):
@@ -195,13 +204,20 @@ class MNISTDataModule(L.LightningDataModule):
 
     def _check_files(self) -> list[str]:
         """Validate the files that are there; return the names of those that are missing."""
-        missing = []
-        for name, (magic, shape) in MNIST_FILES.items():
+        missing, counts = [], {}
+        for name, (magic, item_shape) in MNIST_FILES.items():
             path = self.raw_dir / name
             if path.exists():
-                _check_idx_file(path, magic, shape)
+                counts[name] = _check_idx_file(path, magic, item_shape)
             else:
                 missing.append(name)
+        for split in ("train", "t10k"):
+            images, labels = f"{split}-images-idx3-ubyte", f"{split}-labels-idx1-ubyte"
+            if images in counts and labels in counts and counts[images] != counts[labels]:
+                raise RuntimeError(
+                    f"MNIST files in {self.raw_dir} disagree: {images} holds {counts[images]:,} "
+                    f"images but {labels} holds {counts[labels]:,} labels"
+                )
         if missing and not self.download:
             raise self._missing_error(f"missing {', '.join(missing)}; data.download=false")
         return missing
@@ -235,7 +251,14 @@ class MNISTDataModule(L.LightningDataModule):
         device = self.trainer.strategy.root_device if self.trainer is not None else "cpu"
         train, test = self._load(True, missing), self._load(False, missing)
         images, labels = train.data.unsqueeze(1), train.targets
-        pool = torch.arange(len(labels))
+        n = len(labels)
+        if self.val_size >= n or (self.train_size or 0) > n - self.val_size:
+            raise ValueError(
+                f"data.train_size={self.train_size} and data.val_size={self.val_size} do not fit "
+                f"the {n} training images in {self.raw_dir}: need val_size < {n} and "
+                f"train_size <= {n} - val_size"
+            )
+        pool = torch.arange(n)
         g = torch.Generator().manual_seed(self.seed)
         if self.val_size:
             perm = torch.randperm(len(labels), generator=g)

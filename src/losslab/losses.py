@@ -177,6 +177,11 @@ def cee_loss(
         w = weight.view((-1,) + (1,) * (x.dim() - dim - 1))
 
     if is_prob:
+        if ignore_index >= 0:  # as F.cross_entropy: only index targets can be ignored
+            raise ValueError(
+                f"ignore_index={ignore_index} is not supported with class-probability targets "
+                f"(target of the input's shape {tuple(input.shape)}); leave it at -100"
+            )
         t = target.to(x.dtype)
         if label_smoothing > 0.0:
             t = t * (1.0 - label_smoothing) + label_smoothing / num_classes

@@ -1,0 +1,455 @@
+"""MNISTDataModule and BatchIndexSampler against known MNIST facts and hand-built IDX files.
+
+The facts (sizes, first labels, class counts, pixel mean) come from /work/shared/data/README.md;
+image contents are checked against an independent numpy reader of the raw IDX files.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from losslab.data import BatchIndexSampler, MNISTDataModule
+
+FIRST_TRAIN_LABELS = [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
+FIRST_TEST_LABELS = [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
+TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+RAW_NAMES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+
+
+# -- helpers and fixtures ---------------------------------------------------------------------
+
+
+def make_dm(data_dir: Path, **kwargs) -> MNISTDataModule:
+    dm = MNISTDataModule(data_dir, download=False, **kwargs)
+    dm.prepare_data()
+    dm.setup()
+    return dm
+
+
+def collect(loader) -> tuple[torch.Tensor, torch.Tensor]:
+    """All (uint8 images, labels) a loader yields, concatenated in order."""
+    xs, ys = zip(*loader, strict=True)
+    return torch.cat(xs), torch.cat(ys)
+
+
+@pytest.fixture(scope="module")
+def raw(data_dir: Path) -> dict[str, np.ndarray]:
+    """The real files read with numpy, independently of torchvision and losslab."""
+    folder = data_dir / "MNIST" / "raw"
+
+    def read(name: str, offset: int) -> np.ndarray:
+        return np.fromfile(folder / name, dtype=np.uint8, offset=offset)
+
+    return {
+        "train_images": read("train-images-idx3-ubyte", 16).reshape(-1, 28, 28),
+        "train_labels": read("train-labels-idx1-ubyte", 8).astype(np.int64),
+        "test_images": read("t10k-images-idx3-ubyte", 16).reshape(-1, 28, 28),
+        "test_labels": read("t10k-labels-idx1-ubyte", 8).astype(np.int64),
+    }
+
+
+@pytest.fixture(scope="module")
+def raw_train_index(raw) -> dict[bytes, int]:
+    """Image bytes -> position in the raw training file (MNIST's 60k images are all distinct)."""
+    index = {img.tobytes(): i for i, img in enumerate(raw["train_images"])}
+    assert len(index) == 60000
+    return index
+
+
+def train_positions(images: torch.Tensor, raw_train_index: dict[bytes, int]) -> np.ndarray:
+    """Where each image of a split sits in the raw training file (KeyError if nowhere)."""
+    return np.array([raw_train_index[img.tobytes()] for img in images.squeeze(1).numpy()])
+
+
+@pytest.fixture(scope="module")
+def real_dm(data_dir: Path) -> MNISTDataModule:
+    """Default settings on the real files; tests must not modify it."""
+    return make_dm(data_dir, batch_size=100, eval_batch_size=10_000)
+
+
+# -- real data: known facts ---------------------------------------------------------------------
+
+
+def test_real_splits_hold_60000_train_and_10000_test_images(real_dm):
+    x_train, y_train = collect(real_dm.eval_dataloader("train"))
+    x_test, y_test = collect(real_dm.test_dataloader())
+    assert x_train.shape == (60000, 1, 28, 28)
+    assert y_train.shape == (60000,)
+    assert x_test.shape == (10000, 1, 28, 28)
+    assert y_test.shape == (10000,)
+
+
+def test_real_first_ten_labels_match_the_published_ones(real_dm):
+    _, y_train = collect(real_dm.eval_dataloader("train"))
+    _, y_test = collect(real_dm.eval_dataloader("test"))
+    assert y_train[:10].tolist() == FIRST_TRAIN_LABELS
+    assert y_test[:10].tolist() == FIRST_TEST_LABELS
+
+
+def test_real_label_counts_per_class_match_the_published_ones(real_dm):
+    _, y_train = collect(real_dm.eval_dataloader("train"))
+    _, y_test = collect(real_dm.eval_dataloader("test"))
+    assert torch.bincount(y_train, minlength=10).tolist() == TRAIN_COUNTS
+    assert torch.bincount(y_test, minlength=10).tolist() == TEST_COUNTS
+
+
+def test_real_eval_loaders_yield_the_raw_file_bytes_in_file_order(real_dm, raw):
+    for split in ("train", "test"):
+        x, y = collect(real_dm.eval_dataloader(split))
+        assert x.dtype == torch.uint8
+        assert np.array_equal(x.squeeze(1).numpy(), raw[f"{split}_images"])
+        assert np.array_equal(y.numpy(), raw[f"{split}_labels"])
+
+
+def test_normalized_train_pixels_have_mean_0_and_std_1(real_dm):
+    total, total_sq, n = 0.0, 0.0, 0
+    for batch in real_dm.eval_dataloader("train"):
+        x, _ = real_dm.on_after_batch_transfer(batch, 0)
+        assert x.dtype == torch.float32
+        x = x.double()
+        total, total_sq, n = (
+            total + x.sum().item(),
+            total_sq + x.square().sum().item(),
+            n + x.numel(),
+        )
+    assert n == 60000 * 28 * 28
+    mean = total / n
+    std = math.sqrt(total_sq / n - mean**2)
+    assert abs(mean) < 1e-3
+    assert abs(std - 1.0) < 1e-3
+
+
+def test_unnormalized_pixels_lie_in_0_1_with_mean_0_1307(data_dir):
+    dm = make_dm(data_dir, normalize=False, eval_batch_size=10_000)
+    total, n = 0.0, 0
+    lo, hi = math.inf, -math.inf
+    for batch in dm.eval_dataloader("train"):
+        x, _ = dm.on_after_batch_transfer(batch, 0)
+        assert x.dtype == torch.float32
+        lo, hi = min(lo, x.min().item()), max(hi, x.max().item())
+        total, n = total + x.double().sum().item(), n + x.numel()
+    assert lo == 0.0  # MNIST has both black (0) and white (255) pixels
+    assert hi == 1.0
+    assert abs(total / n - 0.1307) < 1e-4
+
+
+# -- training batches ---------------------------------------------------------------------------
+
+
+def test_train_batches_are_float32_images_and_int64_labels_after_transfer(real_dm):
+    x, y = next(iter(real_dm.train_dataloader()))
+    assert x.dtype == torch.uint8  # scaled per batch, after transfer
+    x, y = real_dm.on_after_batch_transfer((x, y), 0)
+    assert x.shape == (100, 1, 28, 28)
+    assert x.dtype == torch.float32
+    assert y.shape == (100,)
+    assert y.dtype == torch.int64
+
+
+def test_last_partial_batch_is_kept_by_default(data_dir):
+    loader = make_dm(data_dir, batch_size=7000).train_dataloader()
+    sizes = [len(y) for _, y in loader]
+    assert sizes == [7000] * 8 + [4000]
+    assert len(loader) == 9
+
+
+def test_drop_last_drops_the_partial_batch(data_dir):
+    loader = make_dm(data_dir, batch_size=7000, drop_last=True).train_dataloader()
+    sizes = [len(y) for _, y in loader]
+    assert sizes == [7000] * 8
+    assert len(loader) == 8
+
+
+def test_one_epoch_covers_every_training_index_exactly_once(real_dm, raw):
+    loader = real_dm.train_dataloader()
+    indices = list(loader.sampler)
+    batches = list(loader)
+    assert len(indices) == len(batches) == 600
+    ref = torch.from_numpy(raw["train_images"]).unsqueeze(1)
+    for idx, (x, y) in zip(indices, batches, strict=True):
+        assert torch.equal(x, ref[idx])
+        assert torch.equal(y, torch.from_numpy(raw["train_labels"])[idx])
+    order = torch.cat(indices)
+    assert not torch.equal(order, torch.arange(60000))  # shuffled
+    assert torch.equal(order.sort().values, torch.arange(60000))
+
+
+def test_same_seed_gives_identical_batches(data_dir):
+    a = make_dm(data_dir, batch_size=10_000, seed=3).train_dataloader()
+    b = make_dm(data_dir, batch_size=10_000, seed=3).train_dataloader()
+    for (xa, ya), (xb, yb) in zip(a, b, strict=True):
+        assert torch.equal(xa, xb)
+        assert torch.equal(ya, yb)
+
+
+def test_different_seeds_give_different_orders(real_dm, data_dir):
+    seed0 = real_dm.train_dataloader()  # seed 0
+    seed1 = make_dm(data_dir, batch_size=100, seed=1).train_dataloader()
+    x0, _ = next(iter(seed0))
+    x1, _ = next(iter(seed1))
+    assert not torch.equal(x0, x1)
+    assert not torch.equal(torch.cat(list(seed0.sampler)), torch.cat(list(seed1.sampler)))
+
+
+def test_set_epoch_reshuffles_reproducibly(real_dm):
+    loader = real_dm.train_dataloader()
+    epoch0 = torch.cat(list(loader.sampler))
+    loader.sampler.set_epoch(1)
+    epoch1 = torch.cat(list(loader.sampler))
+    assert not torch.equal(epoch0, epoch1)
+    assert torch.equal(epoch1.sort().values, torch.arange(60000))
+    resumed = real_dm.train_dataloader()  # a fresh loader, as after a restart
+    resumed.sampler.set_epoch(1)
+    assert torch.equal(torch.cat(list(resumed.sampler)), epoch1)
+    loader.sampler.set_epoch(0)
+    assert torch.equal(torch.cat(list(loader.sampler)), epoch0)
+
+
+def test_every_seed_and_epoch_gets_its_own_shuffle():
+    orders = set()
+    for seed in (0, 1, 2, 12345):
+        for epoch in (0, 1, 2):
+            sampler = BatchIndexSampler(1000, 100, shuffle=True, seed=seed)
+            sampler.set_epoch(epoch)
+            order = torch.cat(list(sampler))
+            assert sorted(order.tolist()) == list(range(1000))
+            orders.add(tuple(order.tolist()))
+    assert len(orders) == 12
+
+
+# -- subsets and hold-outs ----------------------------------------------------------------------
+
+
+def test_train_size_300_takes_30_distinct_images_per_class(data_dir, raw_train_index, raw):
+    x, y = collect(make_dm(data_dir, train_size=300).eval_dataloader("train"))
+    assert len(y) == 300
+    assert torch.bincount(y, minlength=10).tolist() == [30] * 10
+    pos = train_positions(x, raw_train_index)
+    assert len(set(pos.tolist())) == 300
+    assert np.array_equal(raw["train_labels"][pos], y.numpy())  # image and label stay paired
+
+
+def test_val_size_5000_holds_out_images_disjoint_from_train(data_dir, raw_train_index, raw):
+    dm = make_dm(data_dir, val_size=5000)
+    x_train, y_train = collect(dm.eval_dataloader("train"))
+    x_val, y_val = collect(dm.eval_dataloader("val"))
+    assert len(y_train) == 55000
+    assert len(y_val) == 5000
+    train_pos = train_positions(x_train, raw_train_index)
+    val_pos = train_positions(x_val, raw_train_index)
+    assert not set(train_pos.tolist()) & set(val_pos.tolist())
+    assert sorted(train_pos.tolist() + val_pos.tolist()) == list(range(60000))
+    assert np.array_equal(raw["train_labels"][val_pos], y_val.numpy())
+    assert sum(len(y) for _, y in dm.train_dataloader()) == 55000
+
+
+def test_train_size_and_val_size_together_are_disjoint(data_dir, raw_train_index):
+    dm = make_dm(data_dir, train_size=300, val_size=5000)
+    x_train, y_train = collect(dm.eval_dataloader("train"))
+    x_val, _ = collect(dm.eval_dataloader("val"))
+    assert torch.bincount(y_train, minlength=10).tolist() == [30] * 10
+    assert len(x_val) == 5000
+    train_pos = set(train_positions(x_train, raw_train_index).tolist())
+    val_pos = set(train_positions(x_val, raw_train_index).tolist())
+    assert len(train_pos) == 300
+    assert len(val_pos) == 5000
+    assert not train_pos & val_pos
+
+
+def test_test_split_is_the_official_10k_whatever_the_subsets(data_dir, raw):
+    dm = make_dm(data_dir, train_size=300, val_size=5000, seed=5)
+    x, y = collect(dm.test_dataloader())
+    assert np.array_equal(x.squeeze(1).numpy(), raw["test_images"])
+    assert np.array_equal(y.numpy(), raw["test_labels"])
+
+
+# -- sampling with replacement ------------------------------------------------------------------
+
+
+def test_replacement_draws_full_batches_ceil_n_over_b_times(data_dir):
+    loader = make_dm(data_dir, train_size=1000, batch_size=300, replacement=True).train_dataloader()
+    sizes = [len(y) for _, y in loader]
+    assert sizes == [300] * 4  # ceil(1000 / 300) independent draws of a full batch
+    assert len(loader) == 4
+
+
+def test_replacement_indices_stay_in_range_and_may_repeat():
+    sampler = BatchIndexSampler(1000, 300, replacement=True, seed=0)
+    drawn = torch.cat(list(sampler))
+    assert len(drawn) == 1200
+    assert int(drawn.min()) >= 0
+    assert int(drawn.max()) < 1000
+    assert len(drawn.unique()) < len(drawn)  # 1200 draws from 1000: repeats are certain
+
+
+# -- DDP sharding, without processes ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_ddp_ranks_split_every_global_batch_into_disjoint_halves(drop_last):
+    common = dict(num_samples=1003, batch_size=100, shuffle=True, seed=7, drop_last=drop_last)
+    single = BatchIndexSampler(**common)
+    ranks = [BatchIndexSampler(**common, rank=r, world_size=2) for r in (0, 1)]
+    for s in (single, *ranks):
+        s.set_epoch(3)
+    steps = list(zip(single, *ranks, strict=True))
+    assert len(steps) == (10 if drop_last else 11)
+    for full, r0, r1 in steps:
+        assert abs(len(r0) - len(r1)) <= 1
+        assert not set(r0.tolist()) & set(r1.tolist())
+        assert torch.cat([r0, r1]).sort().values.tolist() == full.sort().values.tolist()
+
+
+def test_ddp_eval_loader_covers_each_test_index_once(data_dir):
+    dm = make_dm(data_dir, eval_batch_size=3000)
+    indices, labels = [], []
+    for rank in (0, 1):
+        dm.trainer = SimpleNamespace(global_rank=rank, world_size=2)  # what Lightning sets
+        loader = dm.eval_dataloader("test")
+        indices += list(loader.sampler)
+        labels += [y for _, y in loader]
+    dm.trainer = None
+    assert sorted(torch.cat(indices).tolist()) == list(range(10000))
+    assert torch.bincount(torch.cat(labels), minlength=10).tolist() == TEST_COUNTS
+
+
+def test_ddp_train_batch_size_must_divide_among_ranks(tiny_mnist):
+    dm = make_dm(tiny_mnist["root"], batch_size=7)
+    dm.trainer = SimpleNamespace(global_rank=0, world_size=2)
+    with pytest.raises(ValueError, match=r"data\.batch_size=7"):
+        dm.train_dataloader()
+
+
+# -- configuration errors -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("batch_size", [0, -1])
+def test_non_positive_batch_size_is_rejected(batch_size, tmp_path):
+    with pytest.raises(ValueError, match=r"data\.batch_size"):
+        MNISTDataModule(tmp_path, batch_size=batch_size)
+
+
+def test_negative_val_size_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match=r"data\.val_size"):
+        MNISTDataModule(tmp_path, val_size=-1)
+
+
+@pytest.mark.parametrize(("train_size", "val_size"), [(60001, 0), (59000, 5000)])
+def test_train_size_beyond_the_available_images_is_rejected(train_size, val_size, tmp_path):
+    with pytest.raises(ValueError, match=r"data\.train_size"):
+        MNISTDataModule(tmp_path, train_size=train_size, val_size=val_size)
+
+
+@pytest.mark.parametrize(
+    ("train_size", "val_size", "key"), [(None, 50, "val_size"), (46, 5, "train_size")]
+)
+def test_sizes_beyond_a_small_dataset_are_rejected_at_setup(tiny_mnist, train_size, val_size, key):
+    dm = MNISTDataModule(
+        tiny_mnist["root"], download=False, train_size=train_size, val_size=val_size
+    )
+    with pytest.raises(ValueError, match=rf"data\.{key}={'50' if key == 'val_size' else '46'}"):
+        dm.setup()
+
+
+def test_unknown_split_is_rejected_with_the_allowed_ones(real_dm):
+    with pytest.raises(ValueError, match="split") as info:
+        real_dm.eval_dataloader("foo")
+    for word in ("'foo'", "'train'", "'val'", "'test'"):
+        assert word in str(info.value)
+
+
+def test_val_split_without_val_size_is_rejected(real_dm):
+    with pytest.raises(ValueError, match=r"data\.val_size"):
+        real_dm.eval_dataloader("val")
+
+
+# -- missing and damaged files ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("step", ["prepare_data", "setup"])
+def test_missing_files_without_download_name_folder_files_and_variable(tmp_path, step):
+    dm = MNISTDataModule(tmp_path, download=False)
+    with pytest.raises(FileNotFoundError) as info:
+        getattr(dm, step)()
+    message = str(info.value)
+    assert str(tmp_path / "MNIST" / "raw") in message
+    for name in RAW_NAMES:
+        assert name in message
+    assert "LOSSLAB_DATA_DIR" in message
+
+
+@pytest.mark.parametrize("name", RAW_NAMES)
+def test_truncated_file_is_reported_with_its_path_and_sizes(tiny_mnist, name):
+    path = tiny_mnist["raw"] / name
+    data = path.read_bytes()
+    path.write_bytes(data[:-5])  # past the header in every file
+    dm = MNISTDataModule(tiny_mnist["root"], download=False)
+    with pytest.raises(RuntimeError, match="truncated") as info:
+        dm.prepare_data()
+    message = str(info.value)
+    assert str(path) in message
+    assert f"{len(data) - 5:,} bytes" in message
+    assert f"expected {len(data):,}" in message
+
+
+def test_file_cut_inside_its_header_is_reported_with_its_path(tiny_mnist):
+    path = tiny_mnist["raw"] / "train-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:6])
+    with pytest.raises(RuntimeError, match="corrupted") as info:
+        MNISTDataModule(tiny_mnist["root"], download=False).setup()
+    assert str(path) in str(info.value)
+
+
+def test_wrong_magic_number_is_reported_with_its_path(tiny_mnist):
+    path = tiny_mnist["raw"] / "t10k-images-idx3-ubyte"
+    data = path.read_bytes()
+    path.write_bytes((2049).to_bytes(4, "big") + data[4:])  # a labels file's magic
+    with pytest.raises(RuntimeError, match="magic 2051") as info:
+        MNISTDataModule(tiny_mnist["root"], download=False).prepare_data()
+    assert str(path) in str(info.value)
+
+
+def test_images_and_labels_of_different_counts_are_rejected(tiny_mnist):
+    path = tiny_mnist["raw"] / "train-labels-idx1-ubyte"
+    path.write_bytes((2049).to_bytes(4, "big") + (49).to_bytes(4, "big") + bytes(49))
+    with pytest.raises(RuntimeError, match="49 labels") as info:
+        MNISTDataModule(tiny_mnist["root"], download=False).prepare_data()
+    assert "train-images-idx3-ubyte" in str(info.value)
+
+
+# -- a tiny hand-built dataset through torchvision -----------------------------------------------
+
+
+def test_tiny_idx_files_round_trip_through_torchvision(tiny_mnist):
+    dm = make_dm(tiny_mnist["root"], batch_size=8, eval_batch_size=16, normalize=False)
+    for split in ("train", "test"):
+        x, y = collect(dm.eval_dataloader(split))
+        assert x.shape == (len(tiny_mnist[f"{split}_labels"]), 1, 28, 28)
+        assert np.array_equal(x.squeeze(1).numpy(), tiny_mnist[f"{split}_images"])
+        assert y.dtype == torch.int64
+        assert y.tolist() == tiny_mnist[f"{split}_labels"].tolist()
+        scaled, _ = dm.on_after_batch_transfer((x, y), 0)
+        expected = torch.from_numpy(tiny_mnist[f"{split}_images"]).unsqueeze(1).double() / 255
+        torch.testing.assert_close(scaled.double(), expected, rtol=0, atol=1e-7)
+
+
+def test_tiny_train_loader_yields_every_image_once_with_its_label(tiny_mnist):
+    dm = make_dm(tiny_mnist["root"], batch_size=8)
+    x, y = collect(dm.train_dataloader())
+    assert [len(b) for _, b in dm.train_dataloader()] == [8] * 6 + [2]
+    pos = {img.tobytes(): i for i, img in enumerate(tiny_mnist["train_images"])}
+    order = [pos[img.tobytes()] for img in x.squeeze(1).numpy()]
+    assert sorted(order) == list(range(50))
+    assert y.tolist() == [i % 10 for i in order]
