@@ -80,9 +80,10 @@ class Classifier(L.LightningModule):
         return self._loss(self.net(x), y)
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        # batch/loss every log_every_n_steps: one host sync there, none on the other steps.
+        # batch/loss at the first step and every log_every_n_steps after: one host sync there,
+        # none on the other steps.
         step = self.global_step
-        if step % self.trainer.log_every_n_steps:
+        if (step - 1) % self.trainer.log_every_n_steps:
             return
         value = outputs["loss"].item()
         for logger in self.loggers:

@@ -72,9 +72,12 @@ _register()
 class PlainProgress(Callback):
     """One line per epoch when stdout is not a terminal (log files, CI), instead of a bar."""
 
+    printed = -1
+
     def _print_last(self, trainer: L.Trainer, module: Classifier) -> None:
-        if trainer.is_global_zero and module.history:
+        if trainer.is_global_zero and module.history and module.history[-1]["epoch"] > self.printed:
             h = module.history[-1]
+            self.printed = h["epoch"]
             metrics = "  ".join(f"{k} {v:.4f}" for k, v in h.items() if k != "epoch")
             print(f"epoch {h['epoch']:>3}  {metrics}", flush=True)
 
