@@ -12,11 +12,13 @@ The process exits with status 1 if any case fails.
 Run it:
 
     .venv/bin/python scripts/check_losses.py     # or: make check-losses
+    .venv/bin/python scripts/check_losses.py --device cuda   # the same cases on a GPU
 
 For ``reduction="none"`` the value column shows the sum of the per-sample losses; the
 differences are still taken element by element.
 """
 
+import argparse
 import math
 import sys
 
@@ -128,10 +130,15 @@ def cases(dtype):
 # -----------------------------------------------------------------------------
 # run every case in float64 and float32 and print one row per case
 
+parser = argparse.ArgumentParser(description="Our losses next to torch's, case by case.")
+parser.add_argument("--device", default="cpu", help="cpu (default), cuda, ...")
+device = torch.device(parser.parse_args().device)
+
 rows = []
 for dtype in (torch.float64, torch.float32):
     for name, loss, reference, x, t, options in cases(dtype):
-        x = x.detach().requires_grad_()
+        x, t = x.detach().to(device).requires_grad_(), t.to(device)
+        options = {k: v.to(device) if torch.is_tensor(v) else v for k, v in options.items()}
         ours = loss(x, t, **options)
         (our_grad,) = torch.autograd.grad(ours.sum(), x)
         if callable(reference):

@@ -29,7 +29,7 @@ class DataConfig:
     download: bool = True
     normalize: bool = True
     seed: int = 0
-    eval_batch_size: int = 10_000
+    eval_batch_size: int = 2000
     drop_last: bool = False
     replacement: bool = False
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
@@ -106,8 +107,8 @@ class TensorLoader:
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         for idx in self.sampler:
-            if idx.numel():
-                yield self.images[idx], self.labels[idx]
+            if idx.numel():  # index_select: ~5x faster than images[idx] for a uint8 4-D tensor
+                yield self.images.index_select(0, idx), self.labels.index_select(0, idx)
 
 
 def _check_idx_file(path: Path, magic: int, item_shape: tuple[int, ...]) -> int:
@@ -170,7 +171,7 @@ class MNISTDataModule(L.LightningDataModule):
         download: bool = True,
         normalize: bool = True,
         seed: int = 0,
-        eval_batch_size: int = 10_000,
+        eval_batch_size: int = 2000,
         drop_last: bool = False,
         replacement: bool = False,
     ) -> None:
@@ -321,14 +322,23 @@ class MNISTDataModule(L.LightningDataModule):
     def test_dataloader(self) -> TensorLoader:
         return self.eval_dataloader("test")
 
+    def transfer_batch_to_device(
+        self, batch: Any, device: torch.device, dataloader_idx: int
+    ) -> Any:
+        # The splits already live on the training device (setup): nothing to copy per step.
+        if isinstance(batch, tuple) and all(t.device == device for t in batch):
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
     def on_after_batch_transfer(self, batch: tuple[Tensor, Tensor], dataloader_idx: int):
         """uint8 -> float32 in [0, 1] (and standardised), on the device the batch is on."""
         x, y = batch
+        # one new float32 buffer, then in place: out-of-place ops on large batches cost page
+        # faults (torch.add(shift, x, alpha=scale) is 3x slower at 10k images)
+        x = x.float()
         if self.normalize:
-            x = x.float().mul_(1.0 / (255.0 * MNIST_STD)).sub_(MNIST_MEAN / MNIST_STD)
-        else:
-            x = x.float().mul_(1.0 / 255.0)
-        return x, y
+            return x.mul_(1.0 / (255.0 * MNIST_STD)).sub_(MNIST_MEAN / MNIST_STD), y
+        return x.mul_(1.0 / 255.0), y
 
 
 def _balanced_subset(pool: Tensor, labels: Tensor, size: int, generator: torch.Generator) -> Tensor:

@@ -81,17 +81,25 @@ def _is_probability_target(input: Tensor, target: Tensor, class_dim: int) -> boo
 
 
 def _check_indices(target: Tensor, num_classes: int, ignore_index: int | None) -> None:
-    # A data-dependent check: skipped while torch.compile traces (it would break the graph).
+    """IndexError for a class index outside [0, C) (ignore_index excepted).
+
+    A data-dependent check: skipped while torch.compile traces (it would break the graph), and
+    asynchronous on CUDA (a device-side assert, as torch's own losses do there) so that it never
+    stalls the GPU pipeline with a host sync on every step.
+    """
     if torch.compiler.is_compiling():
         return
     bad = (target < 0) | (target >= num_classes)
     if ignore_index is not None:
         bad &= target != ignore_index
-    if bad.any():
+    allowed = f"class indices must be in [0, {num_classes - 1}]" + (
+        f" or equal ignore_index={ignore_index}" if ignore_index is not None else ""
+    )
+    if target.is_cuda:
+        torch._assert_async(~bad.any(), f"target holds an out-of-range class index: {allowed}")
+    elif bad.any():
         raise IndexError(
-            f"target holds class index {int(target[bad].flatten()[0])}, out of range: "
-            f"class indices must be in [0, {num_classes - 1}]"
-            + (f" or equal ignore_index={ignore_index}" if ignore_index is not None else "")
+            f"target holds class index {int(target[bad].flatten()[0])}, out of range: {allowed}"
         )
 
 
