@@ -240,7 +240,10 @@ def data_epochs(data_dir: str, batch_size: int, device) -> dict[str, float]:
         scale, shift = 1 / (255 * MNIST_STD), MNIST_MEAN / MNIST_STD
         for k in range(0, len(labels), batch_size):
             idx = perm[k : k + batch_size]
-            _ = images.index_select(0, idx).float().mul_(scale).sub_(shift), labels.index_select(0, idx)
+            _ = (
+                images.index_select(0, idx).float().mul_(scale).sub_(shift),
+                labels.index_select(0, idx),
+            )
 
     tf = transforms.Compose(
         [transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))]

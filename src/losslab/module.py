@@ -138,7 +138,9 @@ class Classifier(L.LightningModule):
         if "acc/train" in metrics and "acc/test" in metrics:
             metrics["gap/acc"] = metrics["acc/train"] - metrics["acc/test"]
         # for callbacks (checkpointing, early stopping) and the progress bar, not the loggers
-        self.log_dict(metrics, logger=False, prog_bar=False)
+        # (already global after compute(); sync_dist only tells Lightning so, at the cost of one
+        # tiny all-reduce)
+        self.log_dict(metrics, logger=False, sync_dist=True)
 
         if self.trainer.sanity_checking:
             if self.history:

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import logging
 import math
 import sys
 import textwrap
@@ -53,6 +54,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import metadata as hparams_metadata
+
+# tensorboard's reader logs an INFO line per event file read ("No path found after ...")
+logging.getLogger("tensorboard").setLevel(logging.WARNING)
 
 __all__ = ["COLUMNS", "find_runs", "main", "report"]
 

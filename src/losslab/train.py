@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import sys
 import time
 import warnings
@@ -30,6 +31,7 @@ from hydra.experimental.callback import Callback as HydraCallback
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, RichProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from losslab import config as schemas
@@ -55,15 +57,16 @@ def _register() -> None:
     cs.store(group="schema/loss", name="cee", node=schemas.CEEConfig)
     cs.store(group="schema/optimizer", name="sgd", node=schemas.SGDConfig)
     cs.store(group="schema/optimizer", name="adam", node=schemas.AdamConfig)
-    # A resumed run keeps the config of its first start: its own goes to .hydra/resume-<time>.
+    # A run started again in an existing folder (a resume, a rerun) keeps the config files of
+    # the first start: its own go to .hydra/<time>/.
     if not OmegaConf.has_resolver("losslab_hydra_subdir"):
-        OmegaConf.register_new_resolver(
-            "losslab_hydra_subdir",
-            lambda ckpt: (
-                ".hydra" if ckpt is None else f".hydra/resume-{datetime.now():%Y-%m-%d_%H-%M-%S_%f}"
-            ),
-            use_cache=True,
-        )
+        OmegaConf.register_new_resolver("losslab_hydra_subdir", _hydra_subdir, use_cache=True)
+
+
+def _hydra_subdir(output_dir: str) -> str:
+    if (Path(output_dir) / ".hydra" / "config.yaml").exists():
+        return f".hydra/{datetime.now():%Y-%m-%d_%H-%M-%S_%f}"
+    return ".hydra"
 
 
 _register()
@@ -124,6 +127,9 @@ class ReportOnMultirunEnd(HydraCallback):
             report(Path(config.hydra.sweep.dir))
 
 
+DDP_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
+
+
 @contextlib.contextmanager
 def _ddp_children_join_this_job() -> Iterator[None]:
     """Make Lightning's DDP child processes re-run this job, not the whole command line.
@@ -138,7 +144,7 @@ def _ddp_children_join_this_job() -> Iterator[None]:
         hc = HydraConfig.get()
         command = [sys.executable, "-m", "losslab.train", *hc.overrides.task]
         command += [
-            f"hydra.run.dir={hc.runtime.output_dir}",
+            f"hydra.run.dir='{hc.runtime.output_dir}'",  # quoted: sweep dirs hold = and ,
             f"hydra.job.name=ddp_rank_{local_rank}",
             "hydra.output_subdir=null",
             "hydra.mode=RUN",
@@ -148,10 +154,18 @@ def _ddp_children_join_this_job() -> Iterator[None]:
 
     original = subprocess_script._hydra_subprocess_cmd
     subprocess_script._hydra_subprocess_cmd = child_command
+    # The launcher also writes LOCAL_RANK, MASTER_PORT, ... into this process's environment;
+    # left there, the next job of a sweep would think it was started by a launcher and wait.
+    env_before = {k: os.environ.get(k) for k in DDP_ENV}
     try:
         yield
     finally:
         subprocess_script._hydra_subprocess_cmd = original
+        for key, value in env_before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _validate(cfg: DictConfig) -> None:
@@ -205,9 +219,14 @@ def train(cfg: DictConfig) -> float:
     """Train one run from a composed config; return the final test accuracy (for sweepers)."""
     _validate(cfg)
     ckpt_path = _ckpt_path(cfg)
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    if ckpt_path is None and rank_zero_only.rank == 0 and any(out_dir.glob("tensorboard/events.*")):
+        raise FileExistsError(
+            f"{out_dir} already holds a run: resume it with ckpt_path=last, or choose a new "
+            f"hydra.run.dir (nothing was changed there)"
+        )
     torch.set_num_threads(cfg.threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    out_dir = Path(HydraConfig.get().runtime.output_dir)
 
     datamodule = instantiate(cfg.data)
     module = Classifier(
@@ -226,8 +245,13 @@ def train(cfg: DictConfig) -> float:
     )
 
     start = time.perf_counter()
-    with _ddp_children_join_this_job():
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    try:
+        with _ddp_children_join_this_job():
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    finally:
+        # Lightning leaves the process group up; the next job of a sweep needs a fresh one.
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
     seconds = time.perf_counter() - start
 
     if trainer.is_global_zero:

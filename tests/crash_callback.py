@@ -1,0 +1,15 @@
+"""A callback that kills a run a few steps into the epoch after ``epoch`` (for the resume test)."""
+
+import lightning as L
+
+
+class CrashAfterEpoch(L.Callback):
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, module, outputs, batch, batch_idx: int
+    ) -> None:
+        # epochs count from 0 here: current_epoch == epoch is the one after `epoch` completed
+        if trainer.current_epoch == self.epoch and batch_idx == 2:
+            raise RuntimeError(f"simulated crash after epoch {self.epoch}")
