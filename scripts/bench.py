@@ -162,7 +162,6 @@ def bare_lightning_epoch(data_dir: str, batch_size: int, loss_name: str, device)
         enable_progress_bar=False,
         enable_model_summary=False,
         enable_checkpointing=False,
-        limit_val_batches=0,
         use_distributed_sampler=False,
     )
     trainer.fit(

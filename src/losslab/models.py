@@ -10,7 +10,7 @@ from torch import Tensor, nn
 __all__ = ["ACTIVATIONS", "INITS", "MLP"]
 
 ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "gelu": nn.GELU}
-INITS = ("default", "normal")
+INITS = ("default", "normal", "he")
 
 
 class MLP(nn.Module):
@@ -23,8 +23,10 @@ class MLP(nn.Module):
         hidden: sizes of the hidden layers, e.g. ``(100,)`` or ``(50,)``; ``()`` = linear model.
         num_classes: output size.
         activation: one of ``relu``, ``sigmoid``, ``tanh``, ``gelu``.
-        init: ``default`` (torch's Kaiming-uniform) or ``normal`` (weights ~ N(0, init_std^2),
-            biases 0: the book's ``weight_init_std * np.random.randn``).
+        init: ``default`` (torch's Kaiming-uniform), ``normal`` (weights ~ N(0, init_std^2),
+            biases 0: the book's ``weight_init_std * np.random.randn``, ch. 4) or ``he``
+            (weights ~ N(0, 2 / fan_in), biases 0: the book's ``weight_init_std="relu"``, ch. 6,
+            which deep ReLU nets need to learn with plain SGD).
         init_std: standard deviation for ``init="normal"``.
 
     Example:
@@ -58,10 +60,11 @@ class MLP(nn.Module):
             if i < len(sizes) - 2:
                 layers.append(ACTIVATIONS[activation]())
         self.layers = nn.Sequential(*layers)
-        if init == "normal":
+        if init != "default":
             for m in self.layers:
                 if isinstance(m, nn.Linear):
-                    nn.init.normal_(m.weight, std=init_std)
+                    std = init_std if init == "normal" else (2.0 / m.in_features) ** 0.5
+                    nn.init.normal_(m.weight, std=std)
                     nn.init.zeros_(m.bias)
 
     def forward(self, x: Tensor) -> Tensor:

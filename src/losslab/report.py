@@ -289,7 +289,10 @@ def _panel(ax: Any, run: _Run) -> None:
             if points:
                 epochs = [p[0] for p in points]
                 values = [p[1] if math.isfinite(p[1]) else math.nan for p in points]
-                axis.plot(epochs, values, style, color=color, marker=".", label=f"{split} {kind}")
+                marker = "." if len(points) <= 30 else None  # dots hide the dashes of long curves
+                axis.plot(
+                    epochs, values, style, color=color, marker=marker, label=f"{split} {kind}"
+                )
     handles, labels = ax.get_legend_handles_labels()
     more_handles, more_labels = loss_ax.get_legend_handles_labels()
     if handles or more_handles:
@@ -319,7 +322,8 @@ def _plot_curves(runs: list[_Run], file: Path) -> None:
                 ax.set_visible(False)
             else:
                 _panel(ax, run)
-    fig.suptitle(f"train vs test accuracy and loss per epoch ({heading})")
+    if len(runs) > 1:
+        fig.suptitle(f"train vs test accuracy and loss per epoch ({heading})")
     fig.savefig(file, dpi=100)
 
 
