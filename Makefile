@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: help train test sweep tensorboard bench check-losses report screenshot lint format clean
+.PHONY: help train test sweep tensorboard bench check-losses screenshot lint format clean
 
 help:
 	@echo "make train        train the default experiment (CEE, MLP 784-100-10); extra overrides: ARGS='loss=sse'"

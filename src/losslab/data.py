@@ -141,7 +141,7 @@ class MNISTDataModule(L.LightningDataModule):
 
     Args:
         data_dir: folder that holds ``MNIST/raw/`` (torchvision's layout). The configs default to
-            ``$LOSSLAB_DATA_DIR`` or ``<repo>/data``.
+            ``$LOSSLAB_DATA_DIR``, else ``data`` in the working folder.
         batch_size: training batch size (global: split across DDP ranks).
         val_size: images held out of the training split (seeded) for ``loss/val``; 0 = none.
         train_size: train on a seeded, class-balanced subset of this many images (None = all).
@@ -242,8 +242,9 @@ class MNISTDataModule(L.LightningDataModule):
     def prepare_data(self) -> None:
         """Download if allowed and needed (rank 0 only, once per node)."""
         missing = self._check_files()
-        for train in (True, False):
-            self._load(train, missing)
+        if missing:  # only a download needs torchvision here; setup() reads the files
+            for train in (True, False):
+                self._load(train, missing)
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:

@@ -63,8 +63,14 @@ def _is_probability_target(input: Tensor, target: Tensor, class_dim: int) -> boo
     if not isinstance(target, Tensor):
         raise ValueError(f"target must be a torch.Tensor, got {type(target).__name__}")
     index_shape = input.shape[:class_dim] + input.shape[class_dim + 1 :]
-    if target.shape == input.shape and target.is_floating_point():
-        return True
+    if target.shape == input.shape:
+        if target.is_floating_point():
+            return True
+        raise ValueError(
+            f"target of the input's shape {tuple(input.shape)} holds class probabilities "
+            f"(one-hot included) and must be floating, got {target.dtype}; class indices "
+            f"must have shape {tuple(index_shape)}"
+        )
     if target.shape == index_shape:
         if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
             raise ValueError(

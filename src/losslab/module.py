@@ -60,7 +60,7 @@ class Classifier(L.LightningModule):
         # "loss/train" -> MeanMetric, "acc/test" -> accuracy, ... ("/" is not a valid module name)
         self.eval_metrics = nn.ModuleDict()
         for s in SPLITS:
-            self.eval_metrics[f"loss_{s}"] = MeanMetric()
+            self.eval_metrics[f"loss_{s}"] = MeanMetric(nan_strategy="disable")  # NaN must show
             self.eval_metrics[f"acc_{s}"] = MulticlassAccuracy(
                 num_classes, average="micro", validate_args=False
             )
@@ -88,7 +88,8 @@ class Classifier(L.LightningModule):
         value = outputs["loss"].item()
         for logger in self.loggers:
             logger.log_metrics({"batch/loss": value}, step=step)
-        if not math.isfinite(value):
+        # every DDP rank reaches this step: stop all of them if any one's loss is not finite
+        if self.trainer.strategy.reduce_boolean_decision(not math.isfinite(value), all=False):
             self._diverged(f"batch/loss={value} at step {step}")
 
     def _diverged(self, why: str) -> None:
@@ -137,10 +138,10 @@ class Classifier(L.LightningModule):
                 metric.reset()
         if "acc/train" in metrics and "acc/test" in metrics:
             metrics["gap/acc"] = metrics["acc/train"] - metrics["acc/test"]
-        # for callbacks (checkpointing, early stopping) and the progress bar, not the loggers
-        # (already global after compute(); sync_dist only tells Lightning so, at the cost of one
-        # tiny all-reduce)
-        self.log_dict(metrics, logger=False, sync_dist=True)
+        # For callbacks that monitor a metric (ModelCheckpoint(monitor=...), EarlyStopping) and
+        # the progress bar; the loggers get the epoch-indexed values below. The values are
+        # already global after compute(): sync_dist only tells Lightning so.
+        self.log_dict(metrics, logger=False, sync_dist=True, prog_bar=True)
 
         if self.trainer.sanity_checking:
             if self.history:
@@ -157,6 +158,19 @@ class Classifier(L.LightningModule):
             logger.log_metrics(values, step=epoch)
         if not all(math.isfinite(v) for v in values.values()):
             self._diverged(f"non-finite epoch metrics at epoch {epoch}")
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        """``trainer.test(module, datamodule)``: loss and accuracy on the test loader."""
+        x, y = batch
+        logits = self.net(x)
+        self.eval_metrics["loss_test"].update(self._loss(logits, y), weight=len(y))
+        self.eval_metrics["acc_test"].update(logits, y)
+
+    def on_test_epoch_end(self) -> None:
+        for kind in ("loss", "acc"):
+            metric = self.eval_metrics[f"{kind}_test"]
+            self.log(f"{kind}/test", metric.compute(), sync_dist=True)
+            metric.reset()
 
     def final_metrics(self) -> dict[str, float]:
         """The HPARAMS metrics: last test accuracy/loss, best test accuracy, last train-test gap."""

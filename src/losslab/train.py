@@ -240,8 +240,10 @@ def train(cfg: DictConfig) -> float:
     callbacks.append(TensorBoardSummary(run_hparams(cfg)))
     progress = cfg.trainer.enable_progress_bar and sys.stdout.isatty()
     callbacks.append(RichProgressBar() if progress else PlainProgress())
+    # A resumed run measured its epoch 0 already: skip the full sanity pass that measures it.
+    resume = {"num_sanity_val_steps": 0} if ckpt_path else {}
     trainer: L.Trainer = instantiate(
-        cfg.trainer, logger=loggers, callbacks=callbacks, enable_progress_bar=progress
+        cfg.trainer, logger=loggers, callbacks=callbacks, enable_progress_bar=progress, **resume
     )
 
     start = time.perf_counter()
