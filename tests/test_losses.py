@@ -708,3 +708,12 @@ def test_ignore_index_with_probability_targets_is_rejected_like_torch():
         F.cross_entropy(x, p, ignore_index=0)
     with pytest.raises(ValueError, match=r"ignore_index=0 .*probability"):
         cee_loss(x, p, ignore_index=0)
+
+
+def test_integer_target_of_the_input_shape_is_rejected_as_non_floating_probabilities():
+    x = torch.randn(4, 10)
+    onehot = F.one_hot(torch.tensor([1, 2, 3, 4]), 10)  # int64
+    with pytest.raises(ValueError, match=r"must be floating, got torch.int64"):
+        cee_loss(x, onehot)
+    with pytest.raises(ValueError, match=r"must be floating, got torch.int64"):
+        sse_loss(x, onehot)

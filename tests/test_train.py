@@ -193,3 +193,23 @@ def test_every_config_in_conf_composes_and_validates(overrides):
     OmegaConf.to_object(cfg)  # runs every schema's range checks
     assert cfg.data.batch_size > 0
     assert cfg.trainer.max_epochs > 0
+
+
+def test_trainer_test_reports_the_test_accuracy_of_the_module(data_dir):
+    import lightning as L
+
+    from losslab import CEELoss
+    from losslab.module import Classifier
+
+    torch.manual_seed(0)
+    net = MLP()
+    module = Classifier(net, CEELoss(), optimizer=lambda p: torch.optim.SGD(p, lr=0.1))
+    dm = MNISTDataModule(data_dir, download=False)
+    trainer = L.Trainer(
+        accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False
+    )
+    (result,) = trainer.test(module, datamodule=dm, verbose=False)
+    x, y = dm.on_after_batch_transfer(dm.splits["test"], 0)
+    with torch.no_grad():
+        expected = (net.eval()(x).argmax(1) == y).float().mean().item()
+    assert result["acc/test"] == pytest.approx(expected, abs=1e-6)
