@@ -60,7 +60,9 @@ class Classifier(L.LightningModule):
         # "loss/train" -> MeanMetric, "acc/test" -> accuracy, ... ("/" is not a valid module name)
         self.eval_metrics = nn.ModuleDict()
         for s in SPLITS:
-            self.eval_metrics[f"loss_{s}"] = MeanMetric(nan_strategy="disable")  # NaN must show
+            # nan_strategy=nan: a NaN batch makes the mean NaN (visible, so divergence is caught).
+            # ("disable" would do that too, but torchmetrics 1.9 then drops the weights.)
+            self.eval_metrics[f"loss_{s}"] = MeanMetric(nan_strategy=math.nan)
             self.eval_metrics[f"acc_{s}"] = MulticlassAccuracy(
                 num_classes, average="micro", validate_args=False
             )
