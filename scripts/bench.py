@@ -112,6 +112,32 @@ class EpochTimer(L.Callback):
         self.evaluation.append(self._eval)
 
 
+def one_epoch_trainer(device, logger, *callbacks: L.Callback, **extra) -> L.Trainer:
+    """The Trainer every Lightning contender uses: one epoch, no bar, no summary, no checkpoint."""
+    return L.Trainer(
+        accelerator=device.type,
+        devices=1,
+        max_epochs=1,
+        logger=logger,
+        callbacks=list(callbacks),
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        **extra,
+    )
+
+
+def canonical_loader(data_dir: str, batch_size: int) -> torch.utils.data.DataLoader:
+    """The tutorial pipeline: torchvision's per-sample ToTensor + Normalize, DataLoader collate."""
+    from torchvision import datasets, transforms
+
+    tf = transforms.Compose(
+        [transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))]
+    )
+    dataset = datasets.MNIST(data_dir, train=True, transform=tf, download=False)
+    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True)
+
+
 def losslab_epoch(
     data_dir: str, batch_size: int, loss_name: str, device, logdir: str
 ) -> tuple[float, float]:
@@ -119,17 +145,9 @@ def losslab_epoch(
     dm = MNISTDataModule(data_dir, batch_size=batch_size, download=False)
     module = Classifier(MLP(), LOSSES[loss_name](), optimizer=lambda p: torch.optim.SGD(p, lr=0.1))
     timer = EpochTimer()
-    trainer = L.Trainer(
-        accelerator=device.type,
-        devices=1,
-        max_epochs=1,
-        logger=L.pytorch.loggers.TensorBoardLogger(logdir, name="bench", default_hp_metric=False),
-        callbacks=[timer],
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        num_sanity_val_steps=0,
-        use_distributed_sampler=False,
+    logger = L.pytorch.loggers.TensorBoardLogger(logdir, name="bench", default_hp_metric=False)
+    trainer = one_epoch_trainer(
+        device, logger, timer, num_sanity_val_steps=0, use_distributed_sampler=False
     )
     trainer.fit(module, datamodule=dm)
     return timer.train[0], timer.train[0] + timer.evaluation[0]
@@ -153,17 +171,7 @@ class BareModule(L.LightningModule):
 def bare_lightning_epoch(data_dir: str, batch_size: int, loss_name: str, device) -> float:
     """Lightning's own floor: BareModule on losslab's data module, no logger, no evaluation."""
     timer = EpochTimer()
-    trainer = L.Trainer(
-        accelerator=device.type,
-        devices=1,
-        max_epochs=1,
-        logger=False,
-        callbacks=[timer],
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        use_distributed_sampler=False,
-    )
+    trainer = one_epoch_trainer(device, False, timer, use_distributed_sampler=False)
     trainer.fit(
         BareModule(loss_name), datamodule=MNISTDataModule(data_dir, batch_size, download=False)
     )
@@ -195,27 +203,10 @@ class TutorialModule(L.LightningModule):
 
 def canonical_epoch(data_dir: str, batch_size: int, loss_name: str, device, logdir: str) -> float:
     """Lightning + torchvision ToTensor/Normalize + DataLoader, scaled from CANONICAL_STEPS."""
-    from torchvision import datasets, transforms
-
-    tf = transforms.Compose(
-        [transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))]
-    )
-    ds = datasets.MNIST(data_dir, train=True, transform=tf, download=False)
-    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True)
+    loader = canonical_loader(data_dir, batch_size)
     steps = min(CANONICAL_STEPS, len(loader))
-    timer = EpochTimer()
-    trainer = L.Trainer(
-        accelerator=device.type,
-        devices=1,
-        max_epochs=1,
-        limit_train_batches=steps,
-        limit_val_batches=0,
-        logger=L.pytorch.loggers.TensorBoardLogger(logdir, name="canonical"),
-        callbacks=[timer],
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-    )
+    logger = L.pytorch.loggers.TensorBoardLogger(logdir, name="canonical")
+    trainer = one_epoch_trainer(device, logger, limit_train_batches=steps, limit_val_batches=0)
     start = time.perf_counter()
     trainer.fit(TutorialModule(loss_name), train_dataloaders=loader)
     return (time.perf_counter() - start) * len(loader) / steps
@@ -223,8 +214,6 @@ def canonical_epoch(data_dir: str, batch_size: int, loss_name: str, device, logd
 
 def data_epochs(data_dir: str, batch_size: int, device) -> dict[str, float]:
     """One epoch of training batches, ready for the model (normalised float32 on device)."""
-    from torchvision import datasets, transforms
-
     dm = MNISTDataModule(data_dir, batch_size=batch_size, download=False)
     dm.setup()
     dm.splits = {k: (a.to(device), b.to(device)) for k, (a, b) in dm.splits.items()}
@@ -244,14 +233,7 @@ def data_epochs(data_dir: str, batch_size: int, device) -> dict[str, float]:
                 labels.index_select(0, idx),
             )
 
-    tf = transforms.Compose(
-        [transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))]
-    )
-    loader = torch.utils.data.DataLoader(
-        datasets.MNIST(data_dir, train=True, transform=tf, download=False),
-        batch_size=batch_size,
-        shuffle=True,
-    )
+    loader = canonical_loader(data_dir, batch_size)
     steps = min(CANONICAL_STEPS, len(loader))
 
     def canonical() -> None:

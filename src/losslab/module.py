@@ -68,6 +68,7 @@ class Classifier(L.LightningModule):
             )
         self.history: list[dict[str, float]] = []
         self.status = "ok"
+        self._splits: list[str] = []  # set by on_validation_epoch_start
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
@@ -112,27 +113,28 @@ class Classifier(L.LightningModule):
 
     # -- epoch curves -------------------------------------------------------------------------
 
-    def _eval_splits(self) -> list[str]:
+    def on_validation_epoch_start(self) -> None:
+        # the split of each dataloader_idx, read once per evaluation, not once per batch
         loaders = self.trainer.val_dataloaders
         if not isinstance(loaders, dict) or not set(loaders) <= set(SPLITS):
             raise TypeError(
                 f"val_dataloader() must return a dict with keys among {SPLITS}, one fixed-order "
                 f"loader per split to measure (MNISTDataModule does), got {type(loaders).__name__}"
             )
-        return list(loaders)
+        self._splits = list(loaders)
 
     def validation_step(
         self, batch: tuple[Tensor, Tensor], batch_idx: int, dataloader_idx: int = 0
     ) -> None:
         x, y = batch
-        split = self._eval_splits()[dataloader_idx]
+        split = self._splits[dataloader_idx]
         logits = self.net(x)
         self.eval_metrics[f"loss_{split}"].update(self._loss(logits, y), weight=len(y))
         self.eval_metrics[f"acc_{split}"].update(logits, y)
 
     def on_validation_epoch_end(self) -> None:
         metrics: dict[str, Tensor] = {}
-        for split in self._eval_splits():
+        for split in self._splits:
             # compute() syncs the sums across DDP processes: each sample counted exactly once
             for kind in ("loss", "acc"):
                 metric = self.eval_metrics[f"{kind}_{split}"]
