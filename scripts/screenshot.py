@@ -29,7 +29,11 @@ import urllib.request
 from pathlib import Path
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
-TABS = {"custom_scalars": "#custom_scalars", "scalars": "#scalars&tagFilter=acc"}
+TABS = {
+    "custom_scalars": "#custom_scalars",
+    "scalars": "#scalars&tagFilter=acc",
+    "hparams": "#hparams",
+}
 EVENTS = "events.out.tfevents.*"
 
 

@@ -104,8 +104,9 @@ def losslab_train(data_dir: Path, tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="session")
 def sweep_2x2(losslab_train, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real 2 x 2 sweep (loss=sse,cee x data.batch_size=50,500; 1000 samples, 1 epoch) with
-    the default Hydra callbacks, so the sweep folder also holds the end-of-sweep report.
+    """A real 2 x 2 sweep (loss=sse,cee x data.batch_size=50,500; 1000 samples, 1 epoch, a
+    validation split of 500) with the default Hydra callbacks, so the sweep folder also holds
+    the end-of-sweep report. Job folders: ``loss=sse,data.batch_size=50`` and siblings.
     Read-only for tests: write reports elsewhere (``report(sweep, out_dir=tmp_path)``)."""
     sweep = tmp_path_factory.mktemp("sweep_2x2") / "sweep"
     losslab_train(
@@ -113,7 +114,59 @@ def sweep_2x2(losslab_train, tmp_path_factory: pytest.TempPathFactory) -> Path:
         "loss=sse,cee",
         "data.batch_size=50,500",
         "data.train_size=1000",
+        "data.val_size=500",
         "trainer.max_epochs=1",
         f"hydra.sweep.dir={sweep}",
     )
     return sweep
+
+
+def job_folders(sweep: Path) -> list[str]:
+    """The job folders of a sweep folder, sorted."""
+    return sorted(
+        p.name for p in sweep.iterdir() if (p / ".hydra").is_dir() or (p / "error.txt").is_file()
+    )
+
+
+def tree_digest(folder: Path) -> dict[str, str]:
+    """``relative path -> sha256`` of every file under ``folder`` (empty if it is missing)."""
+    import hashlib
+
+    if not folder.exists():
+        return {}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def write_run(
+    folder: Path,
+    curves: dict[str, list[float]],
+    hparams: dict | None = None,
+    overrides: list[str] | None = None,
+) -> Path:
+    """A run folder as losslab-train leaves it, built by hand: ``curves`` is ``tag -> values at
+    epochs 0, 1, ...`` (``time/epoch`` from epoch 1), ``hparams`` the HPARAMS row (None: the run
+    did not finish), ``overrides`` its ``.hydra/overrides.yaml``."""
+    import yaml
+    from torch.utils.tensorboard import SummaryWriter
+
+    from losslab import tb
+
+    folder.mkdir(parents=True, exist_ok=True)
+    writer = SummaryWriter(str(folder))
+    writer.add_custom_scalars(tb.OVERFITTING_LAYOUT)
+    for tag, values in curves.items():
+        first = 1 if tag == "time/epoch" else 0
+        for epoch, value in enumerate(values, start=first):
+            writer.add_scalar(tag, value, epoch)
+    if hparams is not None:
+        for summary in tb.session_summaries(hparams, hparams.get("status", "ok")):
+            writer.file_writer.add_summary(summary)
+    writer.close()
+    if overrides is not None:
+        (folder / ".hydra").mkdir(exist_ok=True)
+        (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    return folder

@@ -1,4 +1,10 @@
-"""A callback that kills a run a few steps into the epoch after ``epoch`` (for the resume test)."""
+"""A callback that kills a run a few steps into the epoch after ``epoch`` (for the resume tests).
+
+It crashes only while ``LOSSLAB_TEST_CRASH=1`` is set: it is part of the run's config, so the
+resumed start (without the variable) instantiates it too and must then train on.
+"""
+
+import os
 
 import lightning as L
 
@@ -11,5 +17,6 @@ class CrashAfterEpoch(L.Callback):
         self, trainer: L.Trainer, module, outputs, batch, batch_idx: int
     ) -> None:
         # epochs count from 0 here: current_epoch == epoch is the one after `epoch` completed
-        if trainer.current_epoch == self.epoch and batch_idx == 2:
+        crash = os.environ.get("LOSSLAB_TEST_CRASH") == "1"
+        if crash and trainer.current_epoch == self.epoch and batch_idx == 2:
             raise RuntimeError(f"simulated crash after epoch {self.epoch}")

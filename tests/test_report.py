@@ -1,21 +1,23 @@
-"""losslab.report and ``losslab-report`` on real runs of ``losslab-train`` (made once per session)."""
+"""losslab.report and ``losslab-report``: on a real sweep of ``losslab-train`` (made once per
+session) and on runs built by hand so that each rule gives a different answer when broken."""
 
 from __future__ import annotations
 
 import csv
 import math
-import shutil
 import struct
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from conftest import job_folders, write_run
+from scipy import stats
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from losslab.report import COLUMNS, main, report
+from losslab.report import COLUMNS, main, mean_ci, report, summarize
 
-pytestmark = pytest.mark.slow
 REPORT_SCRIPT = Path(sys.executable).parent / "losslab-report"
 
 
@@ -26,7 +28,7 @@ def read_csv(file: Path) -> list[dict[str, str]]:
 
 def event_curves(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     """Every scalar curve of a run, straight from its event files: tag -> [(step, value)]."""
-    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
     events.Reload()
     return {t: [(e.step, e.value) for e in events.Scalars(t)] for t in events.Tags()["scalars"]}
 
@@ -44,145 +46,244 @@ def run_report_script(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.fixture(scope="module")
-def single_run(losslab_train, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One run (not a sweep): 500 samples, 2 epochs."""
-    run = tmp_path_factory.mktemp("single") / "run"
-    losslab_train(
-        "data.train_size=500", "trainer.max_epochs=2", f"hydra.run.dir={run}", "hydra.callbacks={}"
+def hp(
+    loss: str = "cee", batch_size: int = 100, lr: float = 0.1, seed: int = 0, status: str = "ok"
+) -> dict:
+    return {"loss": loss, "batch_size": batch_size, "lr": lr, "seed": seed, "status": status}
+
+
+def curves(
+    train: list[float], test: list[float], val: list[float] | None = None, seconds=(1.0,)
+) -> dict:
+    out = {
+        "acc/train": train,
+        "acc/test": test,
+        "loss/train": [1 - a for a in train],
+        "loss/test": [1 - a for a in test],
+    }
+    out["gap/acc"] = [a - b for a, b in zip(train, test, strict=True)]
+    out["time/epoch"] = list(seconds)
+    if val is not None:
+        out["acc/val"] = val
+        out["loss/val"] = [1 - a for a in val]
+    return out
+
+
+# -- selection ----------------------------------------------------------------------------------
+
+
+def test_the_best_run_and_best_epoch_follow_validation_not_test(tmp_path):
+    """val prefers a (final 0.90 vs 0.85), test prefers b (0.80 vs 0.95): a wins; a's best
+    epoch by val is 1 although its test accuracy peaks at epoch 2."""
+    write_run(
+        tmp_path / "a",
+        curves([0.1, 0.9, 0.95], test=[0.1, 0.7, 0.80], val=[0.1, 0.92, 0.90]),
+        hp(lr=0.1),
     )
-    return run
-
-
-@pytest.fixture(scope="module")
-def diverging_sweep(losslab_train, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two runs that differ in lr only: 0.1 trains, 1e30 blows up in its first epoch."""
-    sweep = tmp_path_factory.mktemp("diverging") / "sweep"
-    losslab_train(
-        "-m",
-        "optimizer.lr=0.1,1e30",
-        "data.train_size=500",
-        "trainer.max_epochs=1",
-        f"hydra.sweep.dir={sweep}",
-        "hydra.callbacks={}",
+    write_run(
+        tmp_path / "b",
+        curves([0.1, 0.9, 0.99], test=[0.1, 0.9, 0.95], val=[0.1, 0.8, 0.85]),
+        hp(lr=0.3),
     )
-    return sweep
+    rows = report(tmp_path, out_dir=tmp_path / "out")
+    assert [(r["run"], r["best"]) for r in rows] == [("a", "*"), ("b", "")]
+    assert (rows[0]["best_epoch"], rows[0]["best_acc"]) == (1, pytest.approx(0.92))
+    markdown = (tmp_path / "out" / "summary.md").read_text()
+    assert "validation" in markdown
+    assert "not a fair selection" not in markdown
 
 
-# -- a 2 x 2 sweep -----------------------------------------------------------------------------
+def test_without_a_validation_split_the_ranking_is_by_test_and_says_it_is_not_fair(tmp_path):
+    # train ranks b first, test ranks a first: the report must follow test, not train
+    write_run(tmp_path / "a", curves([0.1, 0.80], test=[0.1, 0.90]), hp(lr=0.1))
+    write_run(tmp_path / "b", curves([0.1, 0.99], test=[0.1, 0.70]), hp(lr=0.3))
+    rows = report(tmp_path, out_dir=tmp_path / "out")
+    assert [r["run"] for r in rows] == ["a", "b"]
+    assert rows[0]["best"] == "*"
+    assert "not a fair selection" in (tmp_path / "out" / "summary.md").read_text()
 
 
-def test_sweep_makes_one_override_named_folder_per_job(sweep_2x2: Path) -> None:
-    jobs = sorted(p.name for p in sweep_2x2.iterdir() if p.is_dir())
-    assert jobs == sorted(
-        f"data.batch_size={bs},data.train_size=1000,loss={loss},trainer.max_epochs=1"
-        for bs in (50, 500)
-        for loss in ("sse", "cee")
+def test_seconds_per_epoch_is_the_mean_training_time_of_the_epochs(tmp_path):
+    write_run(
+        tmp_path / "a",
+        curves([0.1, 0.5, 0.6, 0.7], test=[0.1, 0.5, 0.6, 0.7], seconds=[2.0, 4.0, 6.0]),
+        hp(),
     )
-    for job in jobs:
+    (row,) = report(tmp_path / "a", out_dir=tmp_path / "out")
+    assert row["sec_per_epoch"] == pytest.approx(4.0)
+    assert row["epochs"] == 3
+
+
+# -- seeds --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("values", [[0.91, 0.93, 0.92, 0.95, 0.90], [0.5, 0.7], [0.8, 0.8, 0.8]])
+def test_summarize_equals_scipy_and_numpy(values):
+    s = summarize(values)
+    x = np.array(values)
+    assert s["n"] == len(x)
+    assert s["mean"] == pytest.approx(x.mean())
+    assert s["std"] == pytest.approx(x.std(ddof=1))
+    half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
+    assert s["ci_low"] == pytest.approx(x.mean() - half)
+    assert s["ci_high"] == pytest.approx(x.mean() + half)
+
+
+def test_one_seed_shows_no_interval_instead_of_a_wrong_one():
+    s = summarize([0.93])
+    assert (s["n"], s["mean"], s["std"], s["ci_low"], s["ci_high"]) == (1, 0.93, None, None, None)
+    assert mean_ci(s) == "0.9300 (n=1)"
+    assert "±" not in mean_ci(s)
+
+
+def test_runs_that_differ_only_in_seed_are_aggregated(tmp_path):
+    accs = {"cee": [0.95, 0.96, 0.97], "sse": [0.90, 0.94]}
+    for loss, values in accs.items():
+        for seed, acc in enumerate(values):
+            write_run(
+                tmp_path / f"loss={loss},seed={seed}",
+                curves([0.1, acc], test=[0.1, acc - 0.01], val=[0.1, acc]),
+                hp(loss=loss, seed=seed),
+                overrides=[f"loss={loss}", f"seed={seed}"],
+            )
+    report(tmp_path, out_dir=tmp_path / "out")
+    groups = {r["group"]: r for r in read_csv(tmp_path / "out" / "groups.csv")}
+    assert set(groups) == {"loss=cee", "loss=sse"}
+    for loss, written in accs.items():
+        values = [float(np.float32(v)) for v in written]  # event files hold float32
+        g, expected = groups[f"loss={loss}"], summarize(values)
+        assert int(g["n"]) == len(values)
+        assert float(g["val_acc_mean"]) == pytest.approx(np.mean(values))
+        assert float(g["val_acc_std"]) == pytest.approx(np.std(values, ddof=1))
+        assert float(g["val_acc_ci_low"]) == pytest.approx(expected["ci_low"])
+        assert float(g["test_acc_mean"]) == pytest.approx(np.mean(values) - 0.01, abs=1e-7)
+    assert groups["loss=cee"]["best"] == "*"
+    shown = (tmp_path / "out" / "groups.md").read_text()
+    assert mean_ci(summarize([float(np.float32(v)) for v in accs["cee"]])) in shown
+    assert "± " in shown
+    assert "(sd " in shown
+    assert "n=3)" in shown
+    # the figure: one panel per group (mean with a band), not one per run
+    assert png_size(tmp_path / "out" / "curves.png") == (1040, 380)
+
+
+# -- a real 2 x 2 sweep -------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_sweep_makes_one_folder_per_job_named_by_what_varies(sweep_2x2: Path) -> None:
+    assert job_folders(sweep_2x2) == sorted(
+        f"loss={loss},data.batch_size={bs}" for loss in ("sse", "cee") for bs in (50, 500)
+    )
+    for job in job_folders(sweep_2x2):
         assert (sweep_2x2 / job / ".hydra" / "config.yaml").is_file()
-        assert list((sweep_2x2 / job / "tensorboard").glob("events.out.tfevents.*"))
+        assert list((sweep_2x2 / job).glob("events.out.tfevents.*"))
 
 
+@pytest.mark.slow
 def test_sweep_end_writes_the_report_into_the_sweep_folder(sweep_2x2: Path) -> None:
-    # conf/hydra/default.yaml's ReportOnMultirunEnd callback
     for name in ("summary.md", "summary.csv", "curves.png"):
         assert (sweep_2x2 / name).is_file(), name
     assert len(read_csv(sweep_2x2 / "summary.csv")) == 4
 
 
+@pytest.mark.slow
 def test_csv_numbers_equal_the_event_files_exactly(sweep_2x2: Path, tmp_path: Path) -> None:
     rows = report(sweep_2x2, out_dir=tmp_path)
     table = read_csv(tmp_path / "summary.csv")
     assert list(table[0]) == list(COLUMNS)
     assert len(table) == len(rows) == 4
     for row in table:
-        curves = event_curves(sweep_2x2 / row["run"])
-        last = {tag: points[-1] for tag, points in curves.items()}
-        assert float(row["final_test_acc"]) == last["acc/test"][1]
-        assert float(row["final_test_loss"]) == last["loss/test"][1]
-        assert float(row["final_train_acc"]) == last["acc/train"][1]
-        assert float(row["final_gap"]) == last["gap/acc"][1]
-        assert float(row["best_test_acc"]) == max(v for _, v in curves["acc/test"])
-        assert [s for s, _ in curves["acc/test"]] == [0, 1]  # epoch 0 = untrained
-        assert int(row["epochs"]) == 1
-        assert row["status"] == "ok"
-        assert float(row["sec_per_epoch"]) > 0
-        assert f"loss={row['loss']}" in row["run"]
-        assert f"data.batch_size={row['batch_size']}," in row["run"]
+        c = event_curves(sweep_2x2 / row["run"])
+        last = {tag: points[-1][1] for tag, points in c.items()}
+        for key, tag in {
+            "val_acc": "acc/val",
+            "test_acc": "acc/test",
+            "train_acc": "acc/train",
+        }.items():
+            assert float(row[key]) == last[tag], key
+        for key, tag in {
+            "test_nll": "nll/test",
+            "test_ece": "ece/test",
+            "test_brier": "brier/test",
+        }.items():
+            assert float(row[key]) == last[tag], key
+        assert float(row["gap"]) == last["gap/acc"]
+        assert float(row["best_acc"]) == max(v for _, v in c["acc/val"])  # chosen on val
+        assert float(row["sec_per_epoch"]) == c["time/epoch"][0][1]
+        assert [s for s, _ in c["acc/test"]] == [0, 1]  # epoch 0 = untrained
+        assert (int(row["epochs"]), row["status"], row["seed"]) == (1, "ok", "0")
+        assert row["run"] == f"loss={row['loss']},data.batch_size={row['batch_size']}"
         assert float(row["lr"]) == 0.1
 
 
-def test_rows_are_sorted_by_test_accuracy_and_the_best_is_marked(
+@pytest.mark.slow
+def test_rows_are_sorted_by_validation_accuracy_and_the_best_is_marked(
     sweep_2x2: Path, tmp_path: Path
 ) -> None:
     rows = report(sweep_2x2, out_dir=tmp_path)
-    accs = [r["final_test_acc"] for r in rows]
+    accs = [r["val_acc"] for r in rows]
     assert accs == sorted(accs, reverse=True)
     assert [r["best"] for r in rows] == ["*", "", "", ""]
     assert [r["best"] for r in read_csv(tmp_path / "summary.csv")] == ["*", "", "", ""]
 
 
-def test_markdown_and_stdout_show_every_run(
-    sweep_2x2: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+@pytest.mark.slow
+def test_markdown_and_stdout_show_every_run(sweep_2x2: Path, tmp_path: Path, capsys) -> None:
     rows = report(sweep_2x2, out_dir=tmp_path)
     printed = capsys.readouterr().out
     markdown = (tmp_path / "summary.md").read_text()
     for row in rows:
         assert row["run"] in markdown
         assert row["run"] in printed
-        assert f"{row['final_test_acc']:.4f}" in printed
+        assert f"{row['test_acc']:.4f}" in printed
     assert "| best | run " in printed
-    assert "![" in markdown
-    assert "curves.png" in markdown
+    assert "![curves](curves.png)" in markdown
 
 
-def test_curves_png_is_a_2x2_grid_sized_picture(sweep_2x2: Path, tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_curves_png_is_a_grid_of_batch_size_rows_and_loss_columns(
+    sweep_2x2: Path, tmp_path: Path
+) -> None:
     report(sweep_2x2, out_dir=tmp_path)
-    width, height = png_size(tmp_path / "curves.png")
-    assert width >= 800
-    assert height >= 600
-    assert (tmp_path / "curves.png").stat().st_size > 20_000
+    # 2 batch sizes x 2 losses, 5.2 x 3.8 inches a panel at 100 dpi
+    assert png_size(tmp_path / "curves.png") == (1040, 760)
 
 
+@pytest.mark.slow
 def test_report_reads_one_job_folder_as_a_single_run(sweep_2x2: Path, tmp_path: Path) -> None:
-    job = next(p for p in sweep_2x2.iterdir() if p.is_dir())
+    job = sweep_2x2 / job_folders(sweep_2x2)[0]
     (row,) = report(job, out_dir=tmp_path)
     assert row["run"] == job.name
     assert row["best"] == "*"
+    assert png_size(tmp_path / "curves.png") == (520, 380)
 
 
-# -- the console script ------------------------------------------------------------------------
+# -- the console script -------------------------------------------------------------------------
 
 
-def test_script_on_a_single_run_prints_the_table_and_writes_next_to_it(single_run: Path) -> None:
-    result = run_report_script(single_run)
+@pytest.mark.slow
+def test_script_on_a_run_prints_the_table_and_writes_next_to_it(
+    sweep_2x2: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(sweep_2x2 / job_folders(sweep_2x2)[0], run)
+    result = run_report_script(run)
     assert result.returncode == 0, result.stderr
     assert "| best | run " in result.stdout
-    assert single_run.name in result.stdout
-    (row,) = read_csv(single_run / "summary.csv")
-    assert (row["run"], row["status"], row["epochs"], row["batch_size"]) == (
-        single_run.name,
-        "ok",
-        "2",
-        "100",
-    )
-    curves = event_curves(single_run)
-    best = max(curves["acc/test"], key=lambda p: p[1])
-    assert float(row["best_test_acc"]) == best[1]
-    assert int(row["best_epoch"]) == best[0]
-    assert (single_run / "summary.md").is_file()
-    assert png_size(single_run / "curves.png")[0] > 300
+    (row,) = read_csv(run / "summary.csv")
+    assert (row["run"], row["status"], row["epochs"]) == ("run", "ok", "1")
+    assert (run / "summary.md").is_file()
 
 
 def test_script_on_a_folder_without_runs_fails_with_a_clear_message(tmp_path: Path) -> None:
-    (tmp_path / "tensorboard").mkdir()  # an empty tensorboard/ folder holds no run either
     result = run_report_script(tmp_path)
     assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
     assert str(tmp_path) in result.stderr
     assert "no TensorBoard event files" in result.stderr
-    assert "tensorboard/events.out.tfevents.*" in result.stderr
     assert "losslab-train" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "summary.csv").exists()
@@ -205,51 +306,32 @@ def test_report_raises_on_missing_or_empty_paths(tmp_path: Path) -> None:
     assert main([str(tmp_path)]) == 2
 
 
-# -- diverged and incomplete runs --------------------------------------------------------------
+# -- diverged, incomplete, failed ---------------------------------------------------------------
 
 
-def test_a_diverged_run_is_marked_and_listed_last(diverging_sweep: Path, tmp_path: Path) -> None:
-    report(diverging_sweep, out_dir=tmp_path)
-    table = read_csv(tmp_path / "summary.csv")
-    assert [(r["lr"], r["status"], r["best"]) for r in table] == [
-        ("0.1", "ok", "*"),
-        ("1e+30", "diverged", ""),
-    ]
-    diverged = diverging_sweep / table[1]["run"]
-    losses = [v for _, v in event_curves(diverged)["loss/test"]]
-    assert not math.isfinite(losses[-1])  # really diverged, not just a bad run
-    assert table[1]["final_test_loss"] == "nan"
-    assert png_size(tmp_path / "curves.png")[0] >= 800  # one panel per run: same loss and bs
-
-
-def test_a_run_stopped_before_the_end_is_incomplete_with_params_from_hydra(
-    sweep_2x2: Path, tmp_path: Path
+def test_diverged_incomplete_and_failed_runs_come_last_whatever_their_accuracy(
+    tmp_path: Path,
 ) -> None:
-    # A crash before the end leaves curves but no HPARAMS: write such a run by hand, with the
-    # .hydra/ of a real sse job.
-    from torch.utils.tensorboard import SummaryWriter
-
-    sweep = tmp_path / "sweep"
-    real = sweep_2x2 / "data.batch_size=500,data.train_size=1000,loss=sse,trainer.max_epochs=1"
-    shutil.copytree(real, sweep / "finished")
-    shutil.copytree(real / ".hydra", sweep / "crashed" / ".hydra")
-    writer = SummaryWriter(str(sweep / "crashed" / "tensorboard"))
-    for epoch, acc in enumerate([0.1, 0.99, 0.98]):
-        for tag in ("acc/train", "acc/test"):
-            writer.add_scalar(tag, acc, epoch)
-        writer.add_scalar("loss/test", 1 - acc, epoch)
-    writer.close()
-
-    rows = report(sweep, out_dir=tmp_path / "out")
-    assert [r["run"] for r in rows] == ["finished", "crashed"]  # despite its higher accuracy
-    crashed = rows[1]
-    assert (crashed["status"], crashed["loss"], crashed["batch_size"], crashed["lr"]) == (
-        "incomplete",
-        "sse",
-        500,
-        0.1,
+    write_run(tmp_path / "ok", curves([0.1, 0.5], test=[0.1, 0.5]), hp())
+    write_run(
+        tmp_path / "diverged", curves([0.1, 0.99], test=[0.1, math.nan]), hp(status="diverged")
     )
-    assert (crashed["epochs"], crashed["best_epoch"], crashed["final_gap"]) == (2, 1, None)
-    assert crashed["best_test_acc"] == pytest.approx(0.99)
-    assert rows[0]["best"] == "*"
-    assert crashed["best"] == ""
+    write_run(
+        tmp_path / "crashed", curves([0.1, 0.99], test=[0.1, 0.99]), None, overrides=["loss=sse"]
+    )
+    (tmp_path / "failed").mkdir()
+    (tmp_path / "failed" / "error.txt").write_text(
+        "data.batch_size=0 is out of range\n\nTraceback ..."
+    )
+    rows = report(tmp_path, out_dir=tmp_path / "out")
+    assert [(r["run"], r["status"], r["best"]) for r in rows] == [
+        ("ok", "ok", "*"),
+        ("diverged", "diverged", ""),
+        ("crashed", "incomplete", ""),
+        ("failed", "failed", ""),
+    ]
+    assert rows[3]["error"] == "data.batch_size=0 is out of range"
+    table = read_csv(tmp_path / "out" / "summary.csv")
+    assert table[1]["test_acc"] == "nan"
+    # one panel per run, three a row: 2 rows of 3 columns
+    assert png_size(tmp_path / "out" / "curves.png") == (1560, 760)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import write_run
 
 from losslab.models import MLP
 
@@ -145,21 +146,18 @@ def test_screenshot_without_chromium_exits_2_and_says_what_to_install(tmp_path: 
     assert not (tmp_path / "x.png").exists()
 
 
-def write_run(folder: Path, epochs: int = 5) -> None:
+def write_tiny_run(folder: Path, epochs: int = 5) -> None:
     """A small run's event files as losslab-train writes them (epoch curves + the layout)."""
-    from torch.utils.tensorboard import SummaryWriter
-
-    from losslab.train import OVERFITTING_LAYOUT
-
-    writer = SummaryWriter(str(folder / "tensorboard"))
-    writer.add_custom_scalars(OVERFITTING_LAYOUT)
-    for epoch in range(epochs + 1):
-        train, test = 0.5 + 0.1 * epoch, 0.5 + 0.05 * epoch
-        for name, value in {"acc/train": train, "acc/test": test, "gap/acc": train - test}.items():
-            writer.add_scalar(name, value, epoch)
-        writer.add_scalar("loss/train", 1.0 / (1 + epoch), epoch)
-        writer.add_scalar("loss/test", 1.2 / (1 + epoch), epoch)
-    writer.close()
+    curves = {
+        "acc/train": [0.5 + 0.1 * e for e in range(epochs + 1)],
+        "acc/test": [0.5 + 0.05 * e for e in range(epochs + 1)],
+        "loss/train": [1.0 / (1 + e) for e in range(epochs + 1)],
+        "loss/test": [1.2 / (1 + e) for e in range(epochs + 1)],
+    }
+    curves["gap/acc"] = [
+        a - b for a, b in zip(curves["acc/train"], curves["acc/test"], strict=True)
+    ]
+    write_run(folder, curves)
 
 
 FAKE_BROWSER = """#!{python}
@@ -176,9 +174,9 @@ open(shot, "wb").write({png!r})
 @pytest.mark.slow
 def test_screenshot_serves_the_newest_run_to_the_browser_then_stops(tmp_path: Path) -> None:
     old, new = (tmp_path / "logs" / "train" / "runs" / name for name in ("old", "new"))
-    write_run(old)
-    write_run(new)
-    os.utime(next((old / "tensorboard").iterdir()), (1e9, 1e9))  # old's events: year 2001
+    write_tiny_run(old)
+    write_tiny_run(new)
+    os.utime(next(old.glob("events.*")), (1e9, 1e9))  # old's events: year 2001
     bin_dir, record = tmp_path / "bin", tmp_path / "browser.json"
     bin_dir.mkdir()
     browser = bin_dir / "chromium"
@@ -196,7 +194,7 @@ def test_screenshot_serves_the_newest_run_to_the_browser_then_stops(tmp_path: Pa
     assert_ok(result)
     assert f"tensorboard on {Path('logs/train/runs/new')}" in result.stdout
     seen = json.loads(record.read_text())
-    assert seen["runs"] == ["tensorboard"]
+    assert seen["runs"] == ["."]
     url = seen["args"][-1]
     assert url.startswith("http://127.0.0.1:")
     assert url.endswith("/#custom_scalars")
@@ -212,7 +210,7 @@ def test_screenshot_serves_the_newest_run_to_the_browser_then_stops(tmp_path: Pa
 @pytest.mark.skipif(BROWSER is None, reason="needs chromium (apt-get install chromium)")
 def test_screenshot_renders_a_run_with_chromium(tmp_path: Path) -> None:
     run = tmp_path / "run"
-    write_run(run)
+    write_tiny_run(run)
     out = tmp_path / "tensorboard.png"
     assert_ok(run_script("screenshot.py", run, "--out", out, "--wait-ms", 8000))
     assert png_size(out) == (1400, 1000)

@@ -1,5 +1,6 @@
-"""The real ``tensorboard`` server over a real sweep serves what the README promises: the runs,
-the epoch curves, the "Overfitting" custom-scalars layout and the HPARAMS table."""
+"""The real ``tensorboard`` server over a real sweep serves what the README promises: runs named
+by their job folders, the epoch curves, the "Overfitting" custom-scalars layout, and an HPARAMS
+table whose first columns are the swept keys and the selection metric, with real types."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def free_port() -> int:
 
 
 def job_names(sweep: Path) -> list[str]:
-    return sorted(p.name for p in sweep.iterdir() if (p / "tensorboard").is_dir())
+    return sorted(p.name for p in sweep.iterdir() if list(p.glob("events.out.tfevents.*")))
 
 
 class Server:
@@ -71,7 +72,7 @@ def server(sweep_2x2: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         stderr=subprocess.STDOUT,
     )
     server = Server(f"http://127.0.0.1:{port}")
-    expected = [f"{job}/tensorboard" for job in job_names(sweep_2x2)]
+    expected = job_names(sweep_2x2)
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while True:
@@ -100,18 +101,20 @@ def server(sweep_2x2: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         log.close()
 
 
-def test_runs_are_the_job_folders(server: Server, sweep_2x2: Path) -> None:
+def test_runs_are_named_by_the_job_folders_with_nothing_appended(
+    server: Server, sweep_2x2: Path
+) -> None:
     runs = server.get("/data/runs")
-    assert sorted(runs) == [f"{job}/tensorboard" for job in job_names(sweep_2x2)]
-    assert len(runs) == 4
+    assert sorted(runs) == job_names(sweep_2x2)
+    assert sorted(runs) == sorted(
+        f"loss={loss},data.batch_size={bs}" for loss in ("sse", "cee") for bs in (50, 500)
+    )
 
 
 def test_scalars_give_test_accuracy_per_epoch(server: Server, sweep_2x2: Path) -> None:
     for job in job_names(sweep_2x2):
-        points = server.get(
-            "/data/plugin/scalars/scalars", tag="acc/test", run=f"{job}/tensorboard"
-        )
-        events = EventAccumulator(str(sweep_2x2 / job / "tensorboard"))
+        points = server.get("/data/plugin/scalars/scalars", tag="acc/test", run=job)
+        events = EventAccumulator(str(sweep_2x2 / job))
         events.Reload()
         assert [step for _, step, _ in points] == [0, 1]  # x = epoch, 0 = untrained
         assert [value for *_, value in points] == [e.value for e in events.Scalars("acc/test")]
@@ -126,7 +129,23 @@ def test_custom_scalars_layout_has_the_overfitting_charts(server: Server) -> Non
     assert "loss: train vs test" in titles
 
 
-def test_hparams_table_lists_loss_batch_size_and_test_accuracy(
+def test_hparams_experiment_lists_the_swept_keys_and_the_selection_metric_first(
+    server: Server,
+) -> None:
+    experiment = server.post("/data/plugin/hparams/experiment", {"experimentName": ""})
+    hparams = {h["name"]: h for h in experiment["hparamInfos"]}
+    # the swept keys first (TensorBoard orders the ones that differ by name), then the rest
+    assert [h["name"] for h in experiment["hparamInfos"][:2]] == ["batch_size", "loss"]
+    assert [h.get("differs", False) for h in experiment["hparamInfos"][:3]] == [True, True, False]
+    assert hparams["from_logits"]["type"] == "DATA_TYPE_BOOL"
+    assert hparams["loss"]["type"] == "DATA_TYPE_STRING"
+    assert {"cee", "sse", "sse_logits"} <= set(hparams["loss"]["domainDiscrete"])
+    assert sorted(hparams["batch_size"]["domainDiscrete"]) == [50, 500]
+    metrics = [m["name"]["tag"] for m in experiment["metricInfos"]]
+    assert metrics[:2] == ["hp/val_acc", "hp/test_acc"]  # the sweep holds a validation split
+
+
+def test_hparams_table_has_one_row_per_job_with_typed_values(
     server: Server, sweep_2x2: Path
 ) -> None:
     response = server.post(
@@ -152,8 +171,9 @@ def test_hparams_table_lists_loss_batch_size_and_test_accuracy(
         loss, batch_size = hparams["loss"], int(hparams["batch_size"])
         seen.add((loss, batch_size))
         (session,) = group["sessions"]
-        assert f"data.batch_size={batch_size},data.train_size=1000,loss={loss}," in session["name"]
+        assert session["name"] == f"loss={loss},data.batch_size={batch_size}"
+        assert hparams["from_logits"] is True
         metrics = {m["name"]["tag"]: m["value"] for m in group["metricValues"]}
-        assert 0 < metrics["hp/test_acc"] <= 1
+        assert 0 < metrics["hp/val_acc"] <= 1
         assert hparams["status"] == "ok"
     assert seen == {(loss, bs) for loss in ("sse", "cee") for bs in (50, 500)}

@@ -11,11 +11,32 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from losslab.models import ACTIVATIONS, INITS
+from losslab.module import LOSS_INPUTS
+
+
+class UsageError(ValueError):
+    """A bad command, value or folder: ``losslab-train`` prints its message as one line
+    (``losslab-train: error: ...``) and exits with status 2, having written nothing."""
 
 
 def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
     if not ok:
-        raise ValueError(f"{key}={value!r} is out of range: {key} must be {allowed}")
+        raise UsageError(f"{key}={value!r} is out of range: {key} must be {allowed}")
+
+
+def _check_input(input: str, from_logits: bool, loss: str) -> None:
+    """``loss.input`` (what the Classifier feeds the loss) against ``loss.from_logits``."""
+    _check(input in LOSS_INPUTS, "loss.input", input, f"one of {LOSS_INPUTS}")
+    if input == "probabilities" and from_logits:
+        raise UsageError(
+            "loss.input=probabilities with loss.from_logits=true would apply the softmax twice: "
+            "set loss.from_logits=false, or loss.input=auto"
+        )
+    if loss == "cee" and input == "logits" and not from_logits:
+        raise UsageError(
+            "loss.input=logits with loss.from_logits=false would take the log of raw outputs: "
+            "CEE needs loss.from_logits=true (logits in) or loss.input=auto (softmax in)"
+        )
 
 
 @dataclass
@@ -74,10 +95,17 @@ class ModelConfig:
 # reduction="mean" (the epoch metrics weight each batch by its size), so it is not a key here.
 
 
+# ``input`` is not an argument of the loss: train.py takes it out and gives it to the Classifier.
+
+
 @dataclass
 class SSEConfig:
     _target_: str = "losslab.losses.SSELoss"
     from_logits: bool = True
+    input: str = "auto"
+
+    def __post_init__(self) -> None:
+        _check_input(self.input, self.from_logits, "sse")
 
 
 @dataclass
@@ -87,8 +115,10 @@ class CEEConfig:
     label_smoothing: float = 0.0
     eps: float = 1e-7
     ignore_index: int = -100
+    input: str = "auto"
 
     def __post_init__(self) -> None:
+        _check_input(self.input, self.from_logits, "cee")
         _check(
             0.0 <= self.label_smoothing <= 1.0,
             "loss.label_smoothing",
@@ -154,10 +184,22 @@ class TrainerConfig:
     enable_model_summary: bool = False
     enable_progress_bar: bool = True
     gradient_clip_val: float | None = None
+    accumulate_grad_batches: int = 1
     limit_train_batches: Any = None
     default_root_dir: str | None = None
+    # not a Trainer argument: optimizer steps per Lightning training step (train.py takes it out)
+    steps_per_call: int = 1
 
     def __post_init__(self) -> None:
+        _check(self.steps_per_call >= 1, "trainer.steps_per_call", self.steps_per_call, ">= 1")
+        _check(
+            self.accumulate_grad_batches >= 1,
+            "trainer.accumulate_grad_batches",
+            self.accumulate_grad_batches,
+            ">= 1",
+        )
+        if self.steps_per_call > 1:
+            self._check_steps_per_call()
         _check(self.max_epochs > 0, "trainer.max_epochs", self.max_epochs, "a positive integer")
         _check(
             self.max_steps == -1 or self.max_steps > 0,
@@ -178,6 +220,36 @@ class TrainerConfig:
             devices,
             "a positive integer, a list of device ids, -1 or 'auto'",
         )
+
+    def _check_steps_per_call(self) -> None:
+        """K > 1 runs the optimizer steps itself: refuse what only Lightning's own loop does."""
+        k = f"trainer.steps_per_call={self.steps_per_call}"
+        refusals = [
+            (
+                self.gradient_clip_val not in (None, 0),
+                f"trainer.gradient_clip_val={self.gradient_clip_val}",
+            ),
+            (
+                self.accumulate_grad_batches != 1,
+                f"trainer.accumulate_grad_batches={self.accumulate_grad_batches}",
+            ),
+            (str(self.precision) not in ("32", "32-true"), f"trainer.precision={self.precision}"),
+            (
+                str(self.strategy) not in ("auto", "single_device")
+                or self.num_nodes != 1
+                or not (
+                    self.devices == 1 or (isinstance(self.devices, list) and len(self.devices) == 1)
+                ),
+                f"trainer.strategy={self.strategy} trainer.devices={self.devices}",
+            ),
+        ]
+        for refused, setting in refusals:
+            if refused:
+                raise UsageError(
+                    f"{k} cannot be combined with {setting}: several optimizer steps per call "
+                    f"need one process, 32-bit precision, no gradient clipping and no gradient "
+                    f"accumulation; set trainer.steps_per_call=1 to use {setting.split('=')[0]}"
+                )
 
 
 @dataclass

@@ -3,14 +3,28 @@
 Curves (the book's method): after every training epoch, and once before training as epoch 0,
 the model is evaluated in eval mode on every loader of ``val_dataloader()`` (for
 :class:`~losslab.data.MNISTDataModule`: the whole training set, the optional validation split
-and the test set), and ``loss/<split>``, ``acc/<split>`` and ``gap/acc`` are written with the
-epoch as the x axis. Epoch 0 is measured by Lightning's sanity check, so the trainer must run
-it in full (``num_sanity_val_steps=-1``, as every config in ``conf/trainer`` does).
+and the test set). Per split it writes, with the epoch as the x axis:
+
+- ``loss/<split>``: the training objective (the loss as configured, label smoothing included);
+- ``acc/<split>``: accuracy;
+- ``nll/<split>``: plain cross-entropy of the softmax outputs (comparable across losses);
+- ``brier/<split>``: Brier score, ``sum_k (p_k - t_k)^2`` per sample, averaged;
+- ``ece/<split>``: expected calibration error (torchmetrics, 15 equal-width bins, L1);
+
+plus ``gap/acc`` (train - test accuracy) and ``time/epoch`` (seconds of the epoch's training and
+evaluation). Epoch 0 is measured by Lightning's sanity check, so the trainer must run it in full
+(``num_sanity_val_steps=-1``, as every config in ``conf/trainer`` does).
+
+Several optimizer steps per training step (``steps_per_call=K > 1``): the train loader yields
+chunks of K batches and :meth:`training_step` runs K optimizer steps on them with manual
+optimization. The steps, their order and their ops are those of K = 1, so the numbers are the
+same bit for bit on CPU; what is saved is Lightning's per-step machinery, paid once per chunk.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -18,14 +32,51 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
-from torchmetrics import MeanMetric
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics import MeanMetric, Metric
+from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError
 
-__all__ = ["Classifier"]
+__all__ = ["LOSS_INPUTS", "Classifier", "ReliabilityBins"]
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 SchedulerFactory = Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler]
 SPLITS = ("train", "val", "test")
+LOSS_INPUTS = ("auto", "logits", "probabilities")
+CALIBRATION_BINS = 15
+
+
+class ReliabilityBins(Metric):
+    """Per confidence bin (``n_bins`` equal widths over [0, 1], as torchmetrics bins them): the
+    sample count, the summed confidence (max softmax probability) and the number correct.
+
+    ``compute()`` returns ``(count, mean confidence, accuracy)`` per bin, the points of a
+    reliability diagram; ``sum(count * |accuracy - confidence|) / sum(count)`` is the ECE.
+    """
+
+    full_state_update = False
+
+    def __init__(self, n_bins: int = CALIBRATION_BINS) -> None:
+        super().__init__()
+        self.n_bins = n_bins
+        for name in ("count", "confidence", "correct"):
+            self.add_state(name, torch.zeros(n_bins, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, probs: Tensor, target: Tensor) -> None:
+        confidence, prediction = probs.max(dim=1)
+        edges = torch.linspace(0, 1, self.n_bins + 1, device=probs.device, dtype=probs.dtype)
+        # torchmetrics' binning: bucketize on the inner edges, right=True, so 1.0 -> last bin
+        index = torch.bucketize(confidence, edges[1:-1], right=True)
+        ones = torch.ones_like(confidence, dtype=torch.float64)
+        self.count.index_add_(0, index, ones)
+        self.confidence.index_add_(0, index, confidence.double())
+        self.correct.index_add_(0, index, (prediction == target).double())
+
+    def compute(self) -> dict[str, list[float]]:
+        safe = self.count.clamp(min=1)
+        return {
+            "count": self.count.tolist(),
+            "confidence": (self.confidence / safe).tolist(),
+            "accuracy": (self.correct / safe).tolist(),
+        }
 
 
 class Classifier(L.LightningModule):
@@ -33,15 +84,22 @@ class Classifier(L.LightningModule):
 
     Args:
         net: maps a batch of inputs to logits ``(N, C)``.
-        loss: ``loss(output, target)``. A loss with ``from_logits=False`` (the book's setting)
-            receives softmax probabilities instead of logits.
+        loss: ``loss(output, target)``.
         optimizer: ``optimizer(params) -> torch.optim.Optimizer``, e.g.
             ``functools.partial(torch.optim.SGD, lr=0.1)`` (Hydra: ``_partial_: true``).
-        scheduler: optional ``scheduler(optimizer) -> LRScheduler``, stepped every epoch.
-        num_classes: for the accuracy metric.
+        scheduler: optional ``scheduler(optimizer) -> LRScheduler``.
+        scheduler_interval: ``"epoch"`` or ``"step"`` (once per optimizer step).
+        num_classes: for the metrics.
+        loss_input: what the loss receives: ``"logits"`` (the net's raw outputs),
+            ``"probabilities"`` (their softmax) or ``"auto"``: probabilities for a loss with
+            ``from_logits=False`` (the book's setting), else logits. ``"logits"`` with
+            ``SSELoss(from_logits=False)`` is the square loss on raw logits (Hui & Belkin).
+        steps_per_call: optimizer steps per training step (K); with K > 1 the train loader
+            must yield lists of K ``(x, y)`` batches (``MNISTDataModule(steps_per_call=K)``).
 
-    After ``fit``, :attr:`history` holds one dict of metrics per epoch (saved in checkpoints)
-    and :attr:`status` is ``"ok"`` or ``"diverged"`` (a non-finite loss stops training).
+    After ``fit``, :attr:`history` holds one dict of metrics per epoch (saved in checkpoints),
+    :attr:`status` is ``"ok"`` or ``"diverged"`` (a non-finite loss stops training) and
+    :attr:`reliability` holds the last evaluation's :class:`ReliabilityBins` per split.
     Checkpoints hold tensors and plain data only: ``torch.load(path, weights_only=True)`` works.
     """
 
@@ -51,24 +109,49 @@ class Classifier(L.LightningModule):
         loss: nn.Module,
         optimizer: OptimizerFactory,
         scheduler: SchedulerFactory | None = None,
+        scheduler_interval: str = "epoch",
         num_classes: int = 10,
+        loss_input: str = "auto",
+        steps_per_call: int = 1,
     ) -> None:
         super().__init__()
+        if loss_input not in LOSS_INPUTS:
+            raise ValueError(f"loss.input must be one of {LOSS_INPUTS}, got {loss_input!r}")
+        if scheduler_interval not in ("epoch", "step"):
+            raise ValueError(
+                f"scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}"
+            )
+        if not isinstance(steps_per_call, int) or steps_per_call < 1:
+            raise ValueError(f"steps_per_call must be a positive integer, got {steps_per_call!r}")
         self.net, self.loss = net, loss
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
-        self.wants_probabilities = getattr(loss, "from_logits", True) is False
-        # "loss/train" -> MeanMetric, "acc/test" -> accuracy, ... ("/" is not a valid module name)
+        self.scheduler_interval = scheduler_interval
+        if loss_input == "auto":
+            loss_input = (
+                "probabilities" if getattr(loss, "from_logits", True) is False else "logits"
+            )
+        self.wants_probabilities = loss_input == "probabilities"
+        self.steps_per_call = steps_per_call
+        self.automatic_optimization = steps_per_call == 1
+        # "loss_train" -> MeanMetric, ... ("/" is not a valid module name)
         self.eval_metrics = nn.ModuleDict()
         for s in SPLITS:
             # nan_strategy=nan: a NaN batch makes the mean NaN (visible, so divergence is caught).
             # ("disable" would do that too, but torchmetrics 1.9 then drops the weights.)
-            self.eval_metrics[f"loss_{s}"] = MeanMetric(nan_strategy=math.nan)
+            for kind in ("loss", "nll", "brier"):
+                self.eval_metrics[f"{kind}_{s}"] = MeanMetric(nan_strategy=math.nan)
             self.eval_metrics[f"acc_{s}"] = MulticlassAccuracy(
                 num_classes, average="micro", validate_args=False
             )
+            self.eval_metrics[f"ece_{s}"] = MulticlassCalibrationError(
+                num_classes, n_bins=CALIBRATION_BINS, norm="l1", validate_args=False
+            )
+            self.eval_metrics[f"bins_{s}"] = ReliabilityBins()
         self.history: list[dict[str, float]] = []
         self.status = "ok"
+        self.reliability: dict[str, dict[str, list[float]]] = {}
         self._splits: list[str] = []  # set by on_validation_epoch_start
+        self._epoch_start = math.nan
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
@@ -78,22 +161,71 @@ class Classifier(L.LightningModule):
 
     # -- training -----------------------------------------------------------------------------
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        x, y = batch
-        return self._loss(self.net(x), y)
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
+        if self.automatic_optimization:  # K = 1: Lightning runs the step (closure, AMP, ...)
+            x, y = batch
+            return self._loss(self.net(x), y)
+        # K > 1: the same K steps, zero_grad -> forward -> backward -> step, done here
+        optimizer = self.optimizers()
+        scheduler = self.lr_schedulers() if self.scheduler_interval == "step" else None
+        for x, y in batch:
+            optimizer.zero_grad()
+            loss = self._loss(self.net(x), y)
+            self.manual_backward(loss)
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            if self._after_step(loss) or self._max_steps_reached():
+                break
+        return None
+
+    def on_train_epoch_start(self) -> None:
+        self._epoch_start = time.perf_counter()
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        # batch/loss at the first step and every log_every_n_steps after: one host sync there,
-        # none on the other steps.
+        if self.automatic_optimization:
+            self._after_step(outputs["loss"])
+        if (
+            self._max_steps_reached()
+            and not self.trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
+        ):
+            # max_steps ends this epoch early: ask for the stop, so Lightning evaluates these
+            # weights (the epoch's point) before the checkpoint is written
+            self.trainer.should_stop = True
+
+    def on_train_epoch_end(self) -> None:
+        if not self.automatic_optimization and self.scheduler_interval == "epoch":
+            scheduler = self.lr_schedulers()
+            if scheduler is not None:
+                scheduler.step()
+
+    def _max_steps_reached(self) -> bool:
+        return 0 < self.trainer.max_steps <= self.global_step
+
+    def _after_step(self, loss: Tensor) -> bool:
+        """After optimizer step ``global_step``: write ``batch/loss`` every ``log_every_n_steps``
+        steps (the first included), and stop at the first non-finite loss. Returns True to stop.
+
+        One process: every step is checked (``.item()`` on the CPU costs nothing). Under DDP the
+        logged value is the mean over the processes, i.e. the global batch's loss, and the check
+        runs on it, at the logged steps (a collective on every step would cost more than it saves).
+        """
         step = self.global_step
-        if (step - 1) % self.trainer.log_every_n_steps:
-            return
-        value = outputs["loss"].item()
-        for logger in self.loggers:
-            logger.log_metrics({"batch/loss": value}, step=step)
-        # every DDP rank reaches this step: stop all of them if any one's loss is not finite
-        if self.trainer.strategy.reduce_boolean_decision(not math.isfinite(value), all=False):
+        log_now = (step - 1) % self.trainer.log_every_n_steps == 0
+        distributed = self.trainer.world_size > 1
+        if distributed and not log_now:
+            return False
+        value = loss.detach()
+        if distributed:
+            value = self.trainer.strategy.reduce(value, reduce_op="mean")
+        value = value.item()
+        if log_now:
+            for logger in self.loggers:
+                logger.log_metrics({"batch/loss": value}, step=step)
+        if not math.isfinite(value):
             self._diverged(f"batch/loss={value} at step {step}")
+            return True
+        return False
 
     def _diverged(self, why: str) -> None:
         if self.status != "diverged":
@@ -108,7 +240,7 @@ class Classifier(L.LightningModule):
         scheduler = self.scheduler_factory(optimizer)
         return {
             "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
+            "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval},
         }
 
     # -- epoch curves -------------------------------------------------------------------------
@@ -123,29 +255,50 @@ class Classifier(L.LightningModule):
             )
         self._splits = list(loaders)
 
+    def _update_metrics(self, split: str, logits: Tensor, y: Tensor) -> None:
+        m = self.eval_metrics
+        n = len(y)
+        log_probs = logits.float().log_softmax(dim=1)
+        probs = log_probs.exp()
+        m[f"loss_{split}"].update(self._loss(logits, y), weight=n)
+        m[f"nll_{split}"].update(-log_probs.gather(1, y[:, None]).mean(), weight=n)
+        brier = (probs.square().sum(1) - 2 * probs.gather(1, y[:, None]).squeeze(1) + 1).mean()
+        m[f"brier_{split}"].update(brier, weight=n)
+        m[f"acc_{split}"].update(logits, y)
+        m[f"ece_{split}"].update(probs, y)
+        m[f"bins_{split}"].update(probs, y)
+
     def validation_step(
         self, batch: tuple[Tensor, Tensor], batch_idx: int, dataloader_idx: int = 0
     ) -> None:
         x, y = batch
-        split = self._splits[dataloader_idx]
-        logits = self.net(x)
-        self.eval_metrics[f"loss_{split}"].update(self._loss(logits, y), weight=len(y))
-        self.eval_metrics[f"acc_{split}"].update(logits, y)
+        self._update_metrics(self._splits[dataloader_idx], self.net(x), y)
+
+    def _compute(self, split: str) -> dict[str, Tensor]:
+        """The split's metrics (synced across DDP processes: each sample counted once); resets."""
+        values = {}
+        for kind in ("loss", "acc", "nll", "brier", "ece"):
+            metric = self.eval_metrics[f"{kind}_{split}"]
+            values[f"{kind}/{split}"] = metric.compute()
+            metric.reset()
+        bins = self.eval_metrics[f"bins_{split}"]
+        self.reliability[split] = bins.compute()
+        bins.reset()
+        return values
 
     def on_validation_epoch_end(self) -> None:
         metrics: dict[str, Tensor] = {}
         for split in self._splits:
-            # compute() syncs the sums across DDP processes: each sample counted exactly once
-            for kind in ("loss", "acc"):
-                metric = self.eval_metrics[f"{kind}_{split}"]
-                metrics[f"{kind}/{split}"] = metric.compute()
-                metric.reset()
+            metrics.update(self._compute(split))
         if "acc/train" in metrics and "acc/test" in metrics:
             metrics["gap/acc"] = metrics["acc/train"] - metrics["acc/test"]
-        # For callbacks that monitor a metric (ModelCheckpoint(monitor=...), EarlyStopping) and
-        # the progress bar; the loggers get the epoch-indexed values below. The values are
+        # For callbacks that monitor a metric (ModelCheckpoint(monitor="acc/val"), EarlyStopping)
+        # and the progress bar; the loggers get the epoch-indexed values below. The values are
         # already global after compute(): sync_dist only tells Lightning so.
-        self.log_dict(metrics, logger=False, sync_dist=True, prog_bar=True)
+        shown = {k: v for k, v in metrics.items() if k in ("acc/val", "acc/test")}
+        rest = {k: v for k, v in metrics.items() if k not in shown}
+        self.log_dict(shown, logger=False, sync_dist=True, prog_bar=True)
+        self.log_dict(rest, logger=False, sync_dist=True)
 
         if self.trainer.sanity_checking:
             if self.history:
@@ -157,36 +310,40 @@ class Classifier(L.LightningModule):
         else:
             epoch = self.current_epoch + 1
         values = {k: v.item() for k, v in metrics.items()}
-        self.history.append({"epoch": epoch, **values})
+        if epoch > 0:
+            values["time/epoch"] = time.perf_counter() - self._epoch_start
+        self.history.append({"epoch": epoch, "step": self.global_step, **values})
         for logger in self.loggers:
             logger.log_metrics(values, step=epoch)
         if not all(math.isfinite(v) for v in values.values()):
             self._diverged(f"non-finite epoch metrics at epoch {epoch}")
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        """``trainer.test(module, datamodule)``: loss and accuracy on the test loader."""
+        """``trainer.test(module, datamodule)``: the test split's metrics, as the curves have them."""
         x, y = batch
-        logits = self.net(x)
-        self.eval_metrics["loss_test"].update(self._loss(logits, y), weight=len(y))
-        self.eval_metrics["acc_test"].update(logits, y)
+        self._update_metrics("test", self.net(x), y)
 
     def on_test_epoch_end(self) -> None:
-        for kind in ("loss", "acc"):
-            metric = self.eval_metrics[f"{kind}_test"]
-            self.log(f"{kind}/test", metric.compute(), sync_dist=True)
-            metric.reset()
+        for key, value in self._compute("test").items():
+            self.log(key, value, sync_dist=True)
 
     def final_metrics(self) -> dict[str, float]:
-        """The HPARAMS metrics: last test accuracy/loss, best test accuracy, last train-test gap."""
+        """The HPARAMS metrics of the last epoch, the one to choose by first: ``hp/val_acc``
+        when there is a validation split (choices are made on it), else ``hp/test_acc``."""
         if not self.history:
             return {}
         last = self.history[-1]
-        return {
-            "hp/test_acc": last["acc/test"],
-            "hp/test_loss": last["loss/test"],
-            "hp/best_test_acc": max(h["acc/test"] for h in self.history),
-            "hp/gap_acc": last.get("gap/acc", math.nan),
-        }
+        has_val = "acc/val" in last
+        out = {"hp/val_acc": last["acc/val"]} if has_val else {}
+        for kind in ("acc", "ece", "nll", "brier", "loss"):
+            out[f"hp/test_{kind}"] = last[f"{kind}/test"]
+        out["hp/gap_acc"] = last.get("gap/acc", math.nan)
+        if has_val:
+            out["hp/val_loss"] = last["loss/val"]
+            out["hp/best_val_acc"] = max(h["acc/val"] for h in self.history)
+        else:
+            out["hp/best_test_acc"] = max(h["acc/test"] for h in self.history)
+        return out
 
     # -- checkpoints --------------------------------------------------------------------------
 
