@@ -4,12 +4,13 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: help train test sweep tensorboard bench check-losses screenshot lint format clean
+.PHONY: help train test sweep study tensorboard bench check-losses screenshot mutate lint format clean
 
 help:
 	@echo "make train        train the default experiment (CEE, MLP 784-100-10); extra overrides: ARGS='loss=sse'"
 	@echo "make test         create .venv if needed, install, run the test suite"
 	@echo "make sweep        loss x batch-size sweep (experiment=loss_vs_batch), ends with the report table"
+	@echo "make study        the fair SSE vs CEE verdict: lr tuned on validation, 5 seeds (logs/study/verdict.md)"
 	@echo "make tensorboard  open TensorBoard on logs/"
 	@echo "make bench        speed benchmark against a plain PyTorch loop (writes bench.json)"
 	@echo "make check-losses print our losses next to torch's, case by case"
@@ -29,6 +30,9 @@ test: $(STAMP)
 
 sweep: $(STAMP)
 	$(VENV)/bin/losslab-train experiment=loss_vs_batch $(ARGS)
+
+study: $(STAMP)
+	$(VENV)/bin/losslab-study run $(ARGS)
 
 tensorboard: $(STAMP)
 	$(VENV)/bin/tensorboard --logdir logs $(ARGS)

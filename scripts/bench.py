@@ -19,6 +19,10 @@ busy machine. Sections:
            training time, and the epoch including its full train+test evaluation), and
            `canonical` (Lightning + the tutorial pipeline + per-step self.log; timed on a fixed
            number of steps and scaled to an epoch).
+- steps:   losslab with K optimizer steps per Lightning training step (trainer.steps_per_call),
+           K in 1, 3, 10, 30, against the hand-written loop, at batch 32, 100, 256, 1024:
+           training only, and with the per-epoch evaluation on both sides (the hand loop's:
+           loss and accuracy of the train and test splits, no_grad, batches of 2000).
 - threads: losslab's training epoch with 1 vs 2 torch threads.
 - losses:  CEELoss / SSELoss forward+backward vs F.cross_entropy.
 
@@ -85,6 +89,23 @@ def floor_epoch(x: torch.Tensor, y: torch.Tensor, batch_size: int, loss_name: st
     return timed(run, device)
 
 
+def floor_eval(net: torch.nn.Module, splits: list, loss_fn: torch.nn.Module, device) -> float:
+    """The hand loop's evaluation: loss and accuracy of every split, no_grad, batches of 2000."""
+
+    def run() -> None:
+        net.eval()
+        with torch.no_grad():
+            for x, y in splits:
+                total, correct = 0.0, 0
+                for k in range(0, len(y), 2000):
+                    logits = net(x[k : k + 2000])
+                    total += loss_fn(logits, y[k : k + 2000]).item() * len(logits)
+                    correct += (logits.argmax(1) == y[k : k + 2000]).sum().item()
+        net.train()
+
+    return timed(run, device)
+
+
 class EpochTimer(L.Callback):
     """Training time of each epoch, and the time of the evaluation at its end."""
 
@@ -139,11 +160,18 @@ def canonical_loader(data_dir: str, batch_size: int) -> torch.utils.data.DataLoa
 
 
 def losslab_epoch(
-    data_dir: str, batch_size: int, loss_name: str, device, logdir: str
+    data_dir: str, batch_size: int, loss_name: str, device, logdir: str, steps_per_call: int = 1
 ) -> tuple[float, float]:
     """The real training path for one epoch: (training time, training + evaluation time)."""
-    dm = MNISTDataModule(data_dir, batch_size=batch_size, download=False)
-    module = Classifier(MLP(), LOSSES[loss_name](), optimizer=lambda p: torch.optim.SGD(p, lr=0.1))
+    dm = MNISTDataModule(
+        data_dir, batch_size=batch_size, download=False, steps_per_call=steps_per_call
+    )
+    module = Classifier(
+        MLP(),
+        LOSSES[loss_name](),
+        optimizer=lambda p: torch.optim.SGD(p, lr=0.1),
+        steps_per_call=steps_per_call,
+    )
     timer = EpochTimer()
     logger = L.pytorch.loggers.TensorBoardLogger(logdir, name="bench", default_hp_metric=False)
     trainer = one_epoch_trainer(
@@ -279,7 +307,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("sections", nargs="*", default=["data", "train", "threads", "losses"])
+    parser.add_argument(
+        "sections", nargs="*", default=["data", "train", "steps", "threads", "losses"]
+    )
     parser.add_argument(
         "--quick", action="store_true", help="3 repetitions, batch sizes 100 and 1024"
     )
@@ -423,6 +453,67 @@ def main() -> None:
                 print(
                     f"target: canonical >= 10x losslab at batch 100: "
                     f"{row['canonical_over_losslab']:.1f}x {verdict(row['canonical_over_losslab'] >= 10)}"
+                )
+        print()
+
+    if "steps" in args.sections:
+        ks = [1, 3, 10, 30]
+        step_sizes = [100, 1024] if args.quick else [32, 100, 256, 1024]
+        test_x, test_y = dm.on_after_batch_transfer(dm.splits["test"], 0)
+        splits = [(x_all, y_all), (test_x.flatten(1).to(device), test_y.to(device))]
+        runs: dict[tuple, list] = {}
+        for _ in range(reps):
+            for bs in step_sizes:
+                net, loss_fn = MLP().to(device), CEELoss()
+                runs.setdefault(("floor", bs), []).append(
+                    floor_epoch(x_all, y_all, bs, "cee", device)
+                )
+                runs.setdefault(("floor_eval", bs), []).append(
+                    floor_eval(net, splits, loss_fn, device)
+                )
+                for k in ks:
+                    runs.setdefault((k, bs), []).append(
+                        losslab_epoch(args.data_dir, bs, "cee", device, logdir, steps_per_call=k)
+                    )
+        print("steps: losslab with K optimizer steps per training step vs the hand loop (CEE)")
+        print(
+            f"{'batch':>6} {'K':>3} {'hand':>7} {'losslab':>8} {'x hand':>7} "
+            f"{'hand+eval':>10} {'ll+eval':>8} {'x hand':>7}"
+        )
+        result["steps"] = []
+        for bs in step_sizes:
+            floor = statistics.median(runs[("floor", bs)])
+            floor_ev = floor + statistics.median(runs[("floor_eval", bs)])
+            for k in ks:
+                ll = statistics.median(t for t, _ in runs[(k, bs)])
+                ll_ev = statistics.median(t for _, t in runs[(k, bs)])
+                row = {
+                    "batch_size": bs,
+                    "steps_per_call": k,
+                    "hand_s": floor,
+                    "losslab_s": ll,
+                    "over_hand": ll / floor,
+                    "hand_with_eval_s": floor_ev,
+                    "losslab_with_eval_s": ll_ev,
+                    "with_eval_over_hand": ll_ev / floor_ev,
+                }
+                result["steps"].append(row)
+                print(
+                    f"{bs:>6} {k:>3} {floor:>7.3f} {ll:>8.3f} {ll / floor:>7.2f} "
+                    f"{floor_ev:>10.3f} {ll_ev:>8.3f} {ll_ev / floor_ev:>7.2f}"
+                )
+        for bs, limit, key in (
+            (100, 1.15, "over_hand"),
+            (32, 1.25, "over_hand"),
+            (100, 1.3, "with_eval_over_hand"),
+        ):
+            rows = [r for r in result["steps"] if r["batch_size"] == bs]
+            if rows:
+                best = min(rows, key=lambda r: r[key])
+                what = "training" if key == "over_hand" else "training + evaluation"
+                print(
+                    f"target: {what} <= {limit}x the hand loop at batch {bs}: best K = "
+                    f"{best['steps_per_call']}: {best[key]:.2f}x {verdict(best[key] <= limit)}"
                 )
         print()
 

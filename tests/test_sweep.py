@@ -58,18 +58,44 @@ def test_swept_keys_lists_values_of_sweeps_only():
 
 @pytest.mark.slow
 def test_a_failed_job_is_reported_and_the_sweep_exits_non_zero(tmp_path, data_dir):
+    """Job crash.epoch=0 raises in its first epoch; crash.epoch=5 never does."""
     sweep = tmp_path / "sweep"
-    res = run_train("-m", "data.batch_size=500,0", *TINY, f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    crash = [
+        "+callbacks.crash._target_=crash_callback.CrashAfterEpoch",
+        "+callbacks.crash.epoch=0,5",
+    ]
+    res = run_train(
+        "-m",
+        *crash,
+        *TINY,
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+        env={"LOSSLAB_TEST_CRASH": "1"},
+    )
     assert res.returncode == 1
-    assert "job data.batch_size=0 failed: data.batch_size=0 is out of range" in res.stderr
-    assert "1 job(s) of the sweep failed: data.batch_size=0" in res.stderr
+    assert (
+        "job +callbacks.crash.epoch=0 failed: RuntimeError: simulated crash after epoch 0"
+        in res.stderr
+    )
+    assert "Traceback" in res.stderr  # a crash keeps its traceback
+    assert "1 job(s) of the sweep failed: +callbacks.crash.epoch=0" in res.stderr
     with (sweep / "summary.csv").open() as f:
         rows = {r["run"]: r for r in csv.DictReader(f)}
-    assert rows["data.batch_size=500"]["status"] == "ok"
-    assert rows["data.batch_size=0"]["status"] == "failed"
-    assert rows["data.batch_size=0"]["error"].startswith("data.batch_size=0 is out of range")
+    assert rows["+callbacks.crash.epoch=5"]["status"] == "ok"
+    failed = rows["+callbacks.crash.epoch=0"]
+    assert (failed["status"], failed["loss"]) == ("failed", "cee")
+    assert failed["error"] == "RuntimeError: simulated crash after epoch 0"
     assert "failed" in (sweep / "summary.md").read_text()
     assert (sweep / "curves.png").is_file()
+
+
+def test_a_bad_value_in_any_job_stops_the_sweep_before_anything_is_written(tmp_path):
+    res = run_train("-m", "data.batch_size=500,0", *TINY, cwd=tmp_path)
+    assert res.returncode == 2
+    assert res.stderr.count("\n") == 1, res.stderr
+    assert "data.batch_size=0 is out of range" in res.stderr
+    assert "job data.batch_size=0" in res.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.fixture(scope="module")
@@ -172,3 +198,13 @@ def test_a_user_config_folder_reaches_the_ddp_processes_of_a_sweep(user_conf, tm
     for job in job_folders(sweep):
         assert (sweep / job / "checkpoints" / "last.ckpt").is_file()
         assert "- 24" in (sweep / job / ".hydra" / "config.yaml").read_text()
+
+
+@pytest.mark.slow
+def test_a_submitit_local_sweep_of_two_jobs_completes(tmp_path, data_dir):
+    res = run_train("-m", "hydra/launcher=submitit_local", "loss=sse,cee", *TINY, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    (sweep,) = (tmp_path / "logs" / "train" / "multiruns").iterdir()
+    assert job_folders(sweep) == ["loss=cee", "loss=sse"]
+    assert all((sweep / j / "checkpoints" / "last.ckpt").is_file() for j in job_folders(sweep))
+    assert (sweep / "summary.csv").is_file()

@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+from omegaconf import DictConfig, OmegaConf
+
 from losslab.models import ACTIVATIONS, INITS
 from losslab.module import LOSS_INPUTS
 
@@ -267,7 +270,30 @@ class TrainConfig:
     threads: int = 1
     task_name: str = "train"
     ckpt_path: str | None = None
+    study: str | None = None  # the fair study's stage (tune | final): chooses on validation
 
     def __post_init__(self) -> None:
         _check(0 <= self.seed < 2**32, "seed", self.seed, "in [0, 2**32)")
         _check(self.threads >= 1, "threads", self.threads, ">= 1")
+        _check(self.study in (None, "tune", "final"), "study", self.study, "null, tune or final")
+        if self.study is not None and not self.data.val_size:
+            raise UsageError(
+                f"data.val_size={self.data.val_size}: the study's {self.study} stage chooses on a "
+                f"validation split; set data.val_size > 0 (the study presets hold out 10000)"
+            )
+
+
+def check(cfg: DictConfig) -> None:
+    """Every check a run's config must pass before anything is written: types and ranges of
+    every group (the schemas' ``__post_init__``), and a GPU when the trainer asks for one.
+
+    Raises:
+        UsageError: naming the key and what it allows.
+    """
+    OmegaConf.to_object(cfg)
+    accelerator = cfg.trainer.accelerator
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise UsageError(
+            f"trainer.accelerator={accelerator!r} needs a CUDA GPU, but none is visible "
+            f"(torch.cuda.is_available() is False): use trainer=cpu or trainer=ddp"
+        )

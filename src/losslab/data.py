@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -98,15 +98,28 @@ class TensorLoader:
     an epoch may be shorter), one item per training step of a module that runs K optimizer
     steps per call. It has the ``sampler`` / ``batch_sampler`` attributes Lightning looks for
     on a DataLoader, so ``set_epoch`` is called each epoch.
+
+    Resumable mid-epoch: ``state_dict()`` holds the epoch and how many items training has
+    consumed (``consumed()``, which the data module reads off the trainer: Lightning fetches
+    one item ahead, so the count of items yielded would be one too many); after
+    ``load_state_dict()`` the next pass over that epoch skips them, and the epoch's order, a
+    function of (seed, epoch), goes on exactly where it stopped.
     """
 
     batch_sampler = None
 
     def __init__(
-        self, images: Tensor, labels: Tensor, sampler: BatchIndexSampler, steps_per_call: int = 1
+        self,
+        images: Tensor,
+        labels: Tensor,
+        sampler: BatchIndexSampler,
+        steps_per_call: int = 1,
+        consumed: Callable[[], int] | None = None,
     ) -> None:
         self.images, self.labels, self.sampler = images, labels, sampler
         self.steps_per_call = steps_per_call
+        self.consumed = consumed or (lambda: 0)
+        self._skip: tuple[int, int] | None = None  # (epoch, items) to skip, from a checkpoint
 
     def __len__(self) -> int:
         return -(-len(self.sampler) // self.steps_per_call)
@@ -118,11 +131,20 @@ class TensorLoader:
 
     def __iter__(self) -> Iterator[Any]:
         if self.steps_per_call == 1:
-            yield from self._batches()
-            return
-        batches = self._batches()
-        while chunk := list(itertools.islice(batches, self.steps_per_call)):
-            yield chunk
+            items: Iterator[Any] = self._batches()
+        else:
+            batches = self._batches()
+            items = iter(lambda: list(itertools.islice(batches, self.steps_per_call)), [])
+        if self._skip is not None and self._skip[0] == self.sampler.epoch:
+            items = itertools.islice(items, self._skip[1], None)
+        self._skip = None
+        yield from items
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.sampler.epoch, "consumed": self.consumed()}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._skip = (state["epoch"], state["consumed"])
 
 
 def _check_idx_file(path: Path, magic: int, item_shape: tuple[int, ...]) -> int:
@@ -334,7 +356,15 @@ class MNISTDataModule(L.LightningDataModule):
             world_size=world,
             device=labels.device,
         )
-        return TensorLoader(images, labels, sampler, self.steps_per_call if train else 1)
+        if not train:
+            return TensorLoader(images, labels, sampler)
+        return TensorLoader(images, labels, sampler, self.steps_per_call, self._consumed)
+
+    def _consumed(self) -> int:
+        """Training items of the current epoch the trainer has processed (for resuming)."""
+        if self.trainer is None:
+            return 0
+        return self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
 
     def train_dataloader(self) -> TensorLoader:
         return self._loader("train", self.batch_size, train=True)

@@ -179,6 +179,10 @@ class Classifier(L.LightningModule):
                 break
         return None
 
+    def on_train_start(self) -> None:
+        # a run resumed mid-epoch starts its clock here (on_train_epoch_start is not called)
+        self._epoch_start = time.perf_counter()
+
     def on_train_epoch_start(self) -> None:
         self._epoch_start = time.perf_counter()
 

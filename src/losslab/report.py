@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from scipy import stats
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 
@@ -105,7 +106,7 @@ class _Run:
     name: str
     curves: dict[str, Curve] = field(default_factory=dict)
     row: dict[str, Any] = field(default_factory=dict)
-    group: str = ""
+    group: tuple[str, ...] = ()
 
 
 def find_runs(path: Path) -> list[Path]:
@@ -221,7 +222,7 @@ def _read_run(run_dir: Path, root: Path) -> _Run:
     }
     # runs that differ only in their seed share a group: their overrides without seed=...
     kept = [o for o in overrides if not o.startswith(("seed=", "ckpt_path=", "hydra."))]
-    run.group = ",".join(sorted(kept)) if overrides else run.name
+    run.group = tuple(sorted(kept)) if overrides else (run.name,)
     return run
 
 
@@ -245,7 +246,6 @@ def summarize(values: Sequence[float], confidence: float = 0.95) -> dict[str, fl
     """n, mean, sample standard deviation and the two-sided Student-t confidence interval of
     the mean (``scipy.stats.t``). With n = 1 there is no spread: std and interval are None."""
     import numpy as np
-    from scipy import stats
 
     x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
     n = len(x)
@@ -261,12 +261,16 @@ def summarize(values: Sequence[float], confidence: float = 0.95) -> dict[str, fl
 
 
 def _groups(runs: list[_Run]) -> list[tuple[str, list[_Run]]]:
-    """Finished runs by group, in first-seen order."""
-    groups: dict[str, list[_Run]] = {}
+    """Finished runs by group, in first-seen order, each named by the overrides that set it
+    apart from the other groups (``loss=sse,data.batch_size=100``)."""
+    groups: dict[tuple[str, ...], list[_Run]] = {}
     for run in runs:
         if run.row["status"] == "ok":
             groups.setdefault(run.group, []).append(run)
-    return list(groups.items())
+    common = set.intersection(*map(set, groups)) if len(groups) > 1 else set()
+    return [
+        (",".join(o for o in key if o not in common), members) for key, members in groups.items()
+    ]
 
 
 def _group_rows(groups: list[tuple[str, list[_Run]]], selection: str) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ Hydra's ``BasicSweeper`` runs the jobs; this one also
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import logging
 import shutil
@@ -35,7 +36,7 @@ from hydra.core.override_parser.types import Override
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 __all__ = ["FAILED_JOBS", "ReportOnMultirunEnd", "job_names", "run_sweep", "swept_keys"]
 
@@ -147,8 +148,10 @@ def run_sweep(sweeper: Any, arguments: list[str]) -> Any:
                 (sweep_dir / name / ERROR_FILE).unlink(missing_ok=True)
             jobs.append((job, name))
         plan.append(jobs)
-    # compose every job before anything is written: a bad value stops the sweep here
-    sweeper.validate_batch_is_legal([job for jobs in plan for job, _ in jobs])
+    # compose and check every job before anything is written: a bad value stops the sweep here
+    for jobs in plan:
+        for job, name in jobs:
+            _check_job(sweeper, job, sweep_dir / name)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(sweeper.config, sweep_dir / "multirun.yaml")
 
@@ -163,6 +166,26 @@ def run_sweep(sweeper: Any, arguments: list[str]) -> Any:
         index += len(jobs)
         returns.append(results)
     return returns
+
+
+def _check_job(sweeper: Any, job: list[str], folder: Path) -> None:
+    """The checks a job's run makes before it writes anything (types, ranges, GPU), made now."""
+    from losslab.config import UsageError, check
+
+    config = sweeper.hydra_context.config_loader.load_sweep_config(sweeper.config, job)
+    with open_dict(config):
+        config.hydra.runtime.output_dir = str(folder.resolve())
+    previous = HydraConfig.instance().cfg
+    HydraConfig.instance().set_config(config)
+    try:
+        task = copy.deepcopy(config)  # the task config, typed as the job's run gets it
+        with open_dict(task):
+            del task["hydra"]
+        check(task)
+    except UsageError as err:
+        raise UsageError(f"{err} (in the sweep's job {folder.name})") from err
+    finally:
+        HydraConfig.instance().cfg = previous
 
 
 def _record_failure(name: str, result: JobReturn) -> None:

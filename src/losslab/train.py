@@ -96,7 +96,9 @@ HPARAM_KEYS = {
 def _chosen_lr(loss: str, batch_size: int, choices_file: str) -> float:
     """``${losslab_chosen_lr:<loss>,<batch size>,<file>}``: the lr a study's tuning stage chose
     for this loss and batch size, read from its ``choices.yaml``."""
-    path = Path(choices_file)
+    path = Path(
+        os.path.normpath(choices_file)
+    )  # <sweep dir>/../tune/...: no need for the sweep dir
     if not path.is_file():
         raise UsageError(
             f"optimizer.lr: no tuning choices at {path}: run the study's stage 1 first"
@@ -265,17 +267,6 @@ def _ddp_children_join_this_job() -> Iterator[None]:
 
 
 # -- checks: everything that can refuse a start, before anything is written ----------------------
-
-
-def _validate(cfg: DictConfig) -> None:
-    """Types and ranges of every group (the schemas' ``__post_init__``) and the machine."""
-    OmegaConf.to_object(cfg)
-    accelerator = cfg.trainer.accelerator
-    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
-        raise UsageError(
-            f"trainer.accelerator={accelerator!r} needs a CUDA GPU, but none is visible "
-            f"(torch.cuda.is_available() is False): use trainer=cpu or trainer=ddp"
-        )
 
 
 def _value(cfg: DictConfig, key: str) -> Any:
@@ -520,7 +511,7 @@ def train(cfg: DictConfig) -> float:
     out_dir = Path(hc.runtime.output_dir)
     rank_zero = rank_zero_only.rank == 0
     try:
-        _validate(cfg)
+        schemas.check(cfg)
         choices = dict(hc.runtime.choices)
         ckpt_path, source_run = _checkpoint(cfg, out_dir)
         changed = None
