@@ -13,8 +13,9 @@ import torch.nn.functional as F
 from torchmetrics.functional.classification import multiclass_calibration_error
 
 from losslab import CEELoss, SSELoss
+from losslab.metrics import ReliabilityBins
 from losslab.models import MLP
-from losslab.module import Classifier, ReliabilityBins
+from losslab.module import Classifier
 
 
 def classifier(loss=None, **kwargs) -> Classifier:

@@ -3,17 +3,12 @@
 Curves (the book's method): after every training epoch, and once before training as epoch 0,
 the model is evaluated in eval mode on every loader of ``val_dataloader()`` (for
 :class:`~losslab.data.MNISTDataModule`: the whole training set, the optional validation split
-and the test set). Per split it writes, with the epoch as the x axis:
-
-- ``loss/<split>``: the training objective (the loss as configured, label smoothing included);
-- ``acc/<split>``: accuracy;
-- ``nll/<split>``: plain cross-entropy of the softmax outputs (comparable across losses);
-- ``brier/<split>``: Brier score, ``sum_k (p_k - t_k)^2`` per sample, averaged;
-- ``ece/<split>``: expected calibration error (torchmetrics, 15 equal-width bins, L1);
-
-plus ``gap/acc`` (train - test accuracy) and ``time/epoch`` (seconds of the epoch's training and
-evaluation). Epoch 0 is measured by Lightning's sanity check, so the trainer must run it in full
-(``num_sanity_val_steps=-1``, as every config in ``conf/trainer`` does).
+and the test set), and the metrics of :mod:`losslab.metrics` are written per split
+(``loss/<split>``, ``acc/<split>``, ``nll/<split>``, ``brier/<split>``, ``ece/<split>``), with
+``gap/acc`` (train - test accuracy) and ``time/epoch`` (seconds of the epoch's training and
+evaluation), the epoch as the x axis. Epoch 0 is measured by Lightning's sanity check, so the
+trainer must run it in full (``num_sanity_val_steps=-1``, as every config in ``conf/trainer``
+does).
 
 Several optimizer steps per training step (``steps_per_call=K > 1``): the train loader yields
 chunks of K batches and :meth:`training_step` runs K optimizer steps on them with manual
@@ -32,51 +27,15 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
-from torchmetrics import MeanMetric, Metric
-from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError
 
-__all__ = ["LOSS_INPUTS", "Classifier", "ReliabilityBins"]
+from losslab.metrics import EpochMetrics, final_metrics
+
+__all__ = ["LOSS_INPUTS", "Classifier"]
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 SchedulerFactory = Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler]
 SPLITS = ("train", "val", "test")
 LOSS_INPUTS = ("auto", "logits", "probabilities")
-CALIBRATION_BINS = 15
-
-
-class ReliabilityBins(Metric):
-    """Per confidence bin (``n_bins`` equal widths over [0, 1], as torchmetrics bins them): the
-    sample count, the summed confidence (max softmax probability) and the number correct.
-
-    ``compute()`` returns ``(count, mean confidence, accuracy)`` per bin, the points of a
-    reliability diagram; ``sum(count * |accuracy - confidence|) / sum(count)`` is the ECE.
-    """
-
-    full_state_update = False
-
-    def __init__(self, n_bins: int = CALIBRATION_BINS) -> None:
-        super().__init__()
-        self.n_bins = n_bins
-        for name in ("count", "confidence", "correct"):
-            self.add_state(name, torch.zeros(n_bins, dtype=torch.float64), dist_reduce_fx="sum")
-
-    def update(self, probs: Tensor, target: Tensor) -> None:
-        confidence, prediction = probs.max(dim=1)
-        edges = torch.linspace(0, 1, self.n_bins + 1, device=probs.device, dtype=probs.dtype)
-        # torchmetrics' binning: bucketize on the inner edges, right=True, so 1.0 -> last bin
-        index = torch.bucketize(confidence, edges[1:-1], right=True)
-        ones = torch.ones_like(confidence, dtype=torch.float64)
-        self.count.index_add_(0, index, ones)
-        self.confidence.index_add_(0, index, confidence.double())
-        self.correct.index_add_(0, index, (prediction == target).double())
-
-    def compute(self) -> dict[str, list[float]]:
-        safe = self.count.clamp(min=1)
-        return {
-            "count": self.count.tolist(),
-            "confidence": (self.confidence / safe).tolist(),
-            "accuracy": (self.correct / safe).tolist(),
-        }
 
 
 class Classifier(L.LightningModule):
@@ -133,20 +92,7 @@ class Classifier(L.LightningModule):
         self.wants_probabilities = loss_input == "probabilities"
         self.steps_per_call = steps_per_call
         self.automatic_optimization = steps_per_call == 1
-        # "loss_train" -> MeanMetric, ... ("/" is not a valid module name)
-        self.eval_metrics = nn.ModuleDict()
-        for s in SPLITS:
-            # nan_strategy=nan: a NaN batch makes the mean NaN (visible, so divergence is caught).
-            # ("disable" would do that too, but torchmetrics 1.9 then drops the weights.)
-            for kind in ("loss", "nll", "brier"):
-                self.eval_metrics[f"{kind}_{s}"] = MeanMetric(nan_strategy=math.nan)
-            self.eval_metrics[f"acc_{s}"] = MulticlassAccuracy(
-                num_classes, average="micro", validate_args=False
-            )
-            self.eval_metrics[f"ece_{s}"] = MulticlassCalibrationError(
-                num_classes, n_bins=CALIBRATION_BINS, norm="l1", validate_args=False
-            )
-            self.eval_metrics[f"bins_{s}"] = ReliabilityBins()
+        self.eval_metrics = EpochMetrics(num_classes, SPLITS)
         self.history: list[dict[str, float]] = []
         self.status = "ok"
         self.reliability: dict[str, dict[str, list[float]]] = {}
@@ -260,17 +206,7 @@ class Classifier(L.LightningModule):
         self._splits = list(loaders)
 
     def _update_metrics(self, split: str, logits: Tensor, y: Tensor) -> None:
-        m = self.eval_metrics
-        n = len(y)
-        log_probs = logits.float().log_softmax(dim=1)
-        probs = log_probs.exp()
-        m[f"loss_{split}"].update(self._loss(logits, y), weight=n)
-        m[f"nll_{split}"].update(-log_probs.gather(1, y[:, None]).mean(), weight=n)
-        brier = (probs.square().sum(1) - 2 * probs.gather(1, y[:, None]).squeeze(1) + 1).mean()
-        m[f"brier_{split}"].update(brier, weight=n)
-        m[f"acc_{split}"].update(logits, y)
-        m[f"ece_{split}"].update(probs, y)
-        m[f"bins_{split}"].update(probs, y)
+        self.eval_metrics.update(split, logits, y, self._loss(logits, y))
 
     def validation_step(
         self, batch: tuple[Tensor, Tensor], batch_idx: int, dataloader_idx: int = 0
@@ -280,14 +216,7 @@ class Classifier(L.LightningModule):
 
     def _compute(self, split: str) -> dict[str, Tensor]:
         """The split's metrics (synced across DDP processes: each sample counted once); resets."""
-        values = {}
-        for kind in ("loss", "acc", "nll", "brier", "ece"):
-            metric = self.eval_metrics[f"{kind}_{split}"]
-            values[f"{kind}/{split}"] = metric.compute()
-            metric.reset()
-        bins = self.eval_metrics[f"bins_{split}"]
-        self.reliability[split] = bins.compute()
-        bins.reset()
+        values, self.reliability[split] = self.eval_metrics.compute(split)
         return values
 
     def on_validation_epoch_end(self) -> None:
@@ -332,22 +261,8 @@ class Classifier(L.LightningModule):
             self.log(key, value, sync_dist=True)
 
     def final_metrics(self) -> dict[str, float]:
-        """The HPARAMS metrics of the last epoch, the one to choose by first: ``hp/val_acc``
-        when there is a validation split (choices are made on it), else ``hp/test_acc``."""
-        if not self.history:
-            return {}
-        last = self.history[-1]
-        has_val = "acc/val" in last
-        out = {"hp/val_acc": last["acc/val"]} if has_val else {}
-        for kind in ("acc", "ece", "nll", "brier", "loss"):
-            out[f"hp/test_{kind}"] = last[f"{kind}/test"]
-        out["hp/gap_acc"] = last.get("gap/acc", math.nan)
-        if has_val:
-            out["hp/val_loss"] = last["loss/val"]
-            out["hp/best_val_acc"] = max(h["acc/val"] for h in self.history)
-        else:
-            out["hp/best_test_acc"] = max(h["acc/test"] for h in self.history)
-        return out
+        """The HPARAMS metrics of the last epoch (:func:`losslab.metrics.final_metrics`)."""
+        return final_metrics(self.history)
 
     # -- checkpoints --------------------------------------------------------------------------
 
