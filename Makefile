@@ -15,6 +15,7 @@ help:
 	@echo "make bench        speed benchmark against a plain PyTorch loop (writes bench.json)"
 	@echo "make check-losses print our losses next to torch's, case by case"
 	@echo "make screenshot   docs/tensorboard.png of the Overfitting charts (needs chromium)"
+	@echo "make mutate       mutation testing of losses.py, report.py, metrics.py (mutmut; not in CI)"
 	@echo "make lint         ruff check + ruff format --check"
 
 $(STAMP): pyproject.toml
@@ -45,6 +46,11 @@ check-losses: $(STAMP)
 
 screenshot: $(STAMP)
 	$(PY) scripts/screenshot.py $(ARGS)
+
+mutate: $(STAMP)
+	$(PY) -m pip install -q "mutmut>=3.8,<4"
+	$(VENV)/bin/mutmut run --max-children 2 $(ARGS); $(VENV)/bin/mutmut results | tail -n 40
+	$(PY) scripts/mutation_score.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

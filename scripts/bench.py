@@ -15,7 +15,8 @@ busy machine. Sections:
            preloaded normalised tensors, same net, same loss module, same optimizer), `bare L`
            (Lightning's own floor: a LightningModule with only training_step, on losslab's data
            module, no logger, no evaluation), `losslab`
-           (Classifier + MNISTDataModule + lightning.Trainer, TensorBoard on, progress bar off;
+           (Classifier + MNISTDataModule + lightning.Trainer, TensorBoard on, progress bar off,
+           the default trainer.steps_per_call=10;
            training time, and the epoch including its full train+test evaluation), and
            `canonical` (Lightning + the tutorial pipeline + per-step self.log; timed on a fixed
            number of steps and scaled to an epoch).
@@ -53,6 +54,7 @@ from losslab.module import Classifier
 
 warnings.filterwarnings("ignore")
 LOSSES = {"cee": CEELoss, "sse": SSELoss}
+DEFAULT_STEPS_PER_CALL = 10  # conf/trainer/cpu.yaml: the real path's default
 CANONICAL_STEPS = 150  # the tutorial pipeline is slow: time this many steps, scale to an epoch
 
 
@@ -160,7 +162,12 @@ def canonical_loader(data_dir: str, batch_size: int) -> torch.utils.data.DataLoa
 
 
 def losslab_epoch(
-    data_dir: str, batch_size: int, loss_name: str, device, logdir: str, steps_per_call: int = 1
+    data_dir: str,
+    batch_size: int,
+    loss_name: str,
+    device,
+    logdir: str,
+    steps_per_call: int = DEFAULT_STEPS_PER_CALL,
 ) -> tuple[float, float]:
     """The real training path for one epoch: (training time, training + evaluation time)."""
     dm = MNISTDataModule(

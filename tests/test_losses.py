@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import doctest
 import io
+import math
 import tokenize
 from pathlib import Path
 
@@ -717,3 +718,58 @@ def test_integer_target_of_the_input_shape_is_rejected_as_non_floating_probabili
         cee_loss(x, onehot)
     with pytest.raises(ValueError, match=r"must be floating, got torch.int64"):
         sse_loss(x, onehot)
+
+
+# --------------------------------------------------------------------------------------------
+# 12. Cases mutation testing found untested (make mutate)
+# --------------------------------------------------------------------------------------------
+
+
+def test_bad_types_are_named_in_the_message():
+    with pytest.raises(ValueError, match=r"input must be a torch\.Tensor, got list"):
+        cee_loss([[0.0, 1.0]], T)
+    with pytest.raises(ValueError, match=r"got a 0-dim tensor"):
+        sse_loss(torch.tensor(1.0), T)
+    with pytest.raises(ValueError, match=r"target must be a torch\.Tensor, got list"):
+        cee_loss(X, [1, 2])
+
+
+def test_a_boolean_index_target_is_rejected():
+    with pytest.raises(ValueError, match=r"integer dtype .*got torch\.bool"):
+        cee_loss(torch.randn(4, 10), torch.tensor([True, False, True, False]))
+
+
+def test_out_of_range_message_names_ignore_index_only_where_there_is_one():
+    with pytest.raises(IndexError, match=r"must be in \[0, 9\] or equal ignore_index=-100$"):
+        cee_loss(torch.randn(2, 10), torch.tensor([0, 10]))
+    with pytest.raises(IndexError, match=r"must be in \[0, 9\]$"):
+        sse_loss(torch.randn(2, 10), torch.tensor([0, 10]))
+
+
+def test_label_smoothing_of_one_is_allowed_like_torch():
+    x = torch.randn(4, 10, dtype=torch.float64)
+    _close(
+        cee_loss(x, T[:4], label_smoothing=1.0),
+        F.cross_entropy(x, T[:4], label_smoothing=1.0),
+        torch.float64,
+    )
+
+
+def test_the_module_passes_its_eps_on():
+    y = torch.tensor([[0.0, 1.0], [0.5, 0.5]])
+    t = torch.tensor([0, 1])
+    assert CEELoss(from_logits=False, eps=0.1)(y, t).item() == pytest.approx(
+        cee_loss(y, t, from_logits=False, eps=0.1).item()
+    )
+    assert CEELoss(from_logits=False, eps=0.1)(y, t).item() == pytest.approx(
+        -(math.log(0.1) + math.log(0.6)) / 2
+    )
+
+
+def test_each_sample_is_shifted_by_its_own_maximum():
+    # one row near +1e4, one near -1e4: a shift by the batch's maximum would underflow row 2
+    x = torch.tensor([[1e4, 0.0], [-1e4, -1e4 + 1.0]])
+    t = torch.tensor([0, 1])
+    torch.testing.assert_close(
+        cee_loss(x, t, reduction="none"), F.cross_entropy(x, t, reduction="none")
+    )

@@ -78,7 +78,25 @@ def test_reliability_bins_by_hand():
     assert out["accuracy"][14] == pytest.approx(2 / 3)
     assert out["confidence"][14] == pytest.approx((0.95 + 0.95 + 1.0) / 3)
     assert out["count"][7] == 1  # 0.5 * 15 = 7.5: bin [7/15, 8/15)
+    assert (out["accuracy"][7], out["confidence"][7]) == (1.0, 0.5)  # a bin of one sample
     assert sum(out["count"]) == 4
+
+
+def test_a_confidence_on_a_bin_edge_goes_to_the_bin_above_as_in_torchmetrics():
+    edges = torch.linspace(0, 1, 16)
+    confidence = edges[8:15]  # 8/15 ... 14/15, each exactly on an inner edge
+    probs = torch.stack([confidence, 1 - confidence], dim=1)
+    target = torch.zeros(len(confidence), dtype=torch.long)
+    bins = ReliabilityBins(n_bins=15)
+    bins.update(probs, target)
+    assert bins.compute()["count"] == [0.0] * 8 + [1.0] * 7
+    ece = multiclass_calibration_error(probs, target, num_classes=2, n_bins=15, norm="l1")
+    out = bins.compute()
+    mine = sum(
+        n * abs(a - c)
+        for n, a, c in zip(out["count"], out["accuracy"], out["confidence"], strict=True)
+    )
+    assert mine / len(target) == pytest.approx(ece.item(), abs=1e-6)
 
 
 def history(with_val: bool) -> list[dict]:
@@ -96,10 +114,21 @@ def test_final_metrics_put_the_selection_metric_first():
     module = classifier()
     module.history = history(with_val=True)
     metrics = module.final_metrics()
+    assert metrics == {  # the last epoch's, best by validation (0.90), not test (0.95)
+        "hp/val_acc": 0.85,
+        "hp/test_acc": 0.95,
+        "hp/test_ece": 0.02,
+        "hp/test_nll": 0.3,
+        "hp/test_brier": 0.1,
+        "hp/test_loss": pytest.approx(0.05),
+        "hp/gap_acc": 0.01,
+        "hp/val_loss": pytest.approx(0.15),
+        "hp/best_val_acc": 0.90,
+    }
     assert list(metrics)[:2] == ["hp/val_acc", "hp/test_acc"]
-    assert metrics["hp/val_acc"] == 0.85  # the last epoch's
-    assert metrics["hp/best_val_acc"] == 0.90  # best by validation, not test (0.95)
-    assert "hp/best_test_acc" not in metrics
+    module.history[-1].pop("gap/acc")  # no train split measured: the gap is unknown
+    assert math.isnan(module.final_metrics()["hp/gap_acc"])
+    assert classifier().final_metrics() == {}
     module.history = history(with_val=False)
     metrics = module.final_metrics()
     assert next(iter(metrics)) == "hp/test_acc"

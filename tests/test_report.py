@@ -335,3 +335,99 @@ def test_diverged_incomplete_and_failed_runs_come_last_whatever_their_accuracy(
     assert table[1]["test_acc"] == "nan"
     # one panel per run, three a row: 2 rows of 3 columns
     assert png_size(tmp_path / "out" / "curves.png") == (1560, 760)
+
+
+# -- cases mutation testing found untested (make mutate) ----------------------------------------
+
+
+def test_a_row_takes_loss_batch_size_lr_and_seed_from_the_hparams(tmp_path: Path) -> None:
+    write_run(tmp_path / "sweep" / "a", curves([0.1, 0.5], test=[0.1, 0.5]), hp("sse", 32, 1e-5, 4))
+    (row,) = report(tmp_path, out_dir=tmp_path / "out")
+    assert (row["run"], row["loss"], row["batch_size"], row["lr"], row["seed"]) == (
+        "sweep/a",
+        "sse",
+        32,
+        1e-5,
+        4,
+    )
+    markdown = (tmp_path / "out" / "summary.md").read_text()
+    assert "| sweep/a | sse  |         32 | 1e-05 |    4 |" in markdown
+
+
+def test_an_unfinished_run_takes_them_from_its_hydra_files(tmp_path: Path) -> None:
+    """A run killed before its first event file: only .hydra/ was written."""
+    hydra = tmp_path / "killed" / ".hydra"
+    hydra.mkdir(parents=True)
+    (hydra / "hydra.yaml").write_text("hydra:\n  runtime:\n    choices:\n      loss: sse_logits\n")
+    (hydra / "config.yaml").write_text(
+        "seed: 3\ndata:\n  batch_size: 256\noptimizer:\n  lr: 0.03\n"
+    )
+    (row,) = report(tmp_path / "killed", out_dir=tmp_path / "out")
+    assert (row["loss"], row["batch_size"], row["lr"], row["seed"]) == ("sse_logits", 256, 0.03, 3)
+    assert (row["status"], row["epochs"], row["best"]) == ("incomplete", None, "")
+
+
+@pytest.mark.parametrize("tag", ["loss/train", "loss/val", "batch/loss"])
+def test_any_non_finite_loss_marks_a_run_diverged(tag: str, tmp_path: Path) -> None:
+    c = curves([0.1, 0.5], test=[0.1, 0.5], val=[0.1, 0.5])
+    c[tag] = [2.3, math.inf]
+    write_run(tmp_path / "a", c, {"loss": "cee"})  # its HPARAMS say nothing of a status
+    write_run(tmp_path / "b", curves([0.1, 0.4], test=[0.1, 0.4], val=[0.1, 0.4]), {"loss": "cee"})
+    rows = report(tmp_path, out_dir=tmp_path / "out")
+    assert [(r["run"], r["status"], r["best"]) for r in rows] == [
+        ("b", "ok", "*"),
+        ("a", "diverged", ""),
+    ]
+
+
+def test_an_error_line_with_a_pipe_stays_one_markdown_cell(tmp_path: Path) -> None:
+    (tmp_path / "failed").mkdir()
+    (tmp_path / "failed" / "error.txt").write_text("loss=foo: allowed values: a | b\nmore\n")
+    write_run(tmp_path / "ok", curves([0.1, 0.5], test=[0.1, 0.5], seconds=[4.0]), hp())
+    report(tmp_path, out_dir=tmp_path / "out")
+    markdown = (tmp_path / "out" / "summary.md").read_text()
+    assert "loss=foo: allowed values: a \\| b" in markdown
+    assert "more" not in markdown
+    ok_line = next(line for line in markdown.splitlines() if line.startswith("| *"))
+    assert "|       4 | ok     |" in ok_line  # s/epoch to 3 significant digits
+    failed_line = next(
+        line for line in markdown.splitlines() if "failed" in line and "error" not in line
+    )
+    assert "| -    |" in failed_line  # missing values show as "-"
+
+
+def test_runs_that_differ_in_nothing_but_seed_form_one_group_named_defaults(tmp_path: Path) -> None:
+    for seed, acc in enumerate([0.90, 0.92]):
+        write_run(
+            tmp_path / f"s{seed}",
+            curves([0.1, acc], test=[0.1, acc]),
+            hp(seed=seed),
+            overrides=[f"seed={seed}"],
+        )
+    report(tmp_path, out_dir=tmp_path / "out")
+    (group,) = read_csv(tmp_path / "out" / "groups.csv")
+    assert (group["group"], group["seeds"], group["n"], group["best"]) == (
+        "(defaults)",
+        "0 1",
+        "2",
+        "*",
+    )
+
+
+def test_markdown_table_aligns_text_left_and_numbers_right() -> None:
+    from losslab.report import markdown_table
+
+    table = markdown_table(["name", "n"], [["a", "10"], ["bcd", "2"]], [True, False])
+    assert table == "| name |  n |\n|------|---:|\n| a    | 10 |\n| bcd  |  2 |"
+
+
+def test_summarize_gives_a_point_interval_for_identical_values_and_nothing_for_none() -> None:
+    assert summarize([0.5, 0.5]) == {"n": 2, "mean": 0.5, "std": 0.0, "ci_low": 0.5, "ci_high": 0.5}
+    assert summarize([math.nan, None]) == {
+        "n": 0,
+        "mean": None,
+        "std": None,
+        "ci_low": None,
+        "ci_high": None,
+    }
+    assert mean_ci(summarize([])) == "-"

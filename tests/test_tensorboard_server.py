@@ -5,6 +5,7 @@ table whose first columns are the swept keys and the selection metric, with real
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -177,3 +178,36 @@ def test_hparams_table_has_one_row_per_job_with_typed_values(
         assert 0 < metrics["hp/val_acc"] <= 1
         assert hparams["status"] == "ok"
     assert seen == {(loss, bs) for loss in ("sse", "cee") for bs in (50, 500)}
+
+
+BROWSER = next(
+    (b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None
+)
+
+
+@pytest.mark.skipif(BROWSER is None, reason="needs chromium (apt-get install chromium)")
+def test_a_screenshot_of_the_hparams_table_of_the_sweep(sweep_2x2: Path, tmp_path: Path) -> None:
+    out = tmp_path / "hparams.png"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).parents[1] / "scripts" / "screenshot.py"),
+            str(sweep_2x2),
+            "--tab",
+            "hparams",
+            "--out",
+            str(out),
+            "--window-size",
+            "1600,700",
+            "--wait-ms",
+            "8000",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")) == (1600, 700)
+    assert len(data) > 30_000  # a rendered table, not a blank page

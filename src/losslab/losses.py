@@ -286,8 +286,13 @@ class SSELoss(nn.Module):
 
     Example:
         >>> loss = SSELoss()
-        >>> logits = torch.zeros(4, 10, requires_grad=True)
-        >>> loss(logits, torch.tensor([0, 1, 2, 3])).backward()
+        >>> logits = torch.zeros(4, 10, requires_grad=True)  # a uniform start: y_k = 0.1
+        >>> out = loss(logits, torch.tensor([0, 1, 2, 3]))
+        >>> round(out.item(), 4)  # 0.5 * (0.9^2 + 9 * 0.1^2) per sample
+        0.45
+        >>> out.backward()
+        >>> round(logits.grad[0, 0].item(), 4)  # CEE's (0.1 - 1) / 4, divided by C = 10
+        -0.0225
     """
 
     def __init__(self, reduction: str = "mean", from_logits: bool = True) -> None:
@@ -314,8 +319,13 @@ class CEELoss(nn.Module):
 
     Example:
         >>> loss = CEELoss(label_smoothing=0.1)
-        >>> logits = torch.randn(4, 10, requires_grad=True)
-        >>> loss(logits, torch.tensor([0, 1, 2, 3])).backward()
+        >>> logits = torch.zeros(4, 10, requires_grad=True)  # a uniform start: y_k = 0.1
+        >>> out = loss(logits, torch.tensor([0, 1, 2, 3]))
+        >>> round(out.item(), 4)  # log 10, smoothed or not
+        2.3026
+        >>> out.backward()
+        >>> round(logits.grad[0, 0].item(), 4)  # (y - t) / N, t = 0.9 + 0.1 / 10 for the class
+        -0.2025
     """
 
     weight: Tensor | None

@@ -283,7 +283,9 @@ def _group_rows(groups: list[tuple[str, list[_Run]]], selection: str) -> list[di
             "loss": first["loss"],
             "batch_size": first["batch_size"],
             "lr": first["lr"],
-            "seeds": " ".join(str(r.row["seed"]) for r in members),
+            "seeds": " ".join(
+                str(s) for s in sorted(r.row["seed"] for r in members if r.row["seed"] is not None)
+            ),
         }
         for metric in GROUP_METRICS:
             stats = summarize([r.row[metric] for r in members])

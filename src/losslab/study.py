@@ -245,7 +245,7 @@ def _write_verdict(study_dir: Path, per_loss: list[dict], comparisons: list[dict
         [
             str(c["batch_size"]),
             c["versus"],
-            f"{c['lr_ratio']:g}",
+            f"{c['lr_ratio']:.2g}",
             f"{c['diff']:+.4f}",
             f"[{c['ci_low']:+.4f}, {c['ci_high']:+.4f}]",
             f"{c['p']:.3g}",
