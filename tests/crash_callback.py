@@ -1,4 +1,5 @@
-"""A callback that kills a run a few steps into the epoch after ``epoch`` (for the resume tests).
+"""A callback that kills a run after the first training step of the epoch after ``epoch``
+(for the resume tests; with steps_per_call=K that first step is K optimizer steps).
 
 It crashes only while ``LOSSLAB_TEST_CRASH=1`` is set: it is part of the run's config, so the
 resumed start (without the variable) instantiates it too and must then train on.
@@ -18,5 +19,5 @@ class CrashAfterEpoch(L.Callback):
     ) -> None:
         # epochs count from 0 here: current_epoch == epoch is the one after `epoch` completed
         crash = os.environ.get("LOSSLAB_TEST_CRASH") == "1"
-        if crash and trainer.current_epoch == self.epoch and batch_idx == 2:
+        if crash and trainer.current_epoch == self.epoch and batch_idx == 0:
             raise RuntimeError(f"simulated crash after epoch {self.epoch}")

@@ -15,7 +15,7 @@ import yaml
 from conftest import write_run
 from scipy import stats
 
-from losslab.study import StudyError, choose, verdict
+from losslab.study import COMPARISON_FIELDS, StudyError, choose, verdict
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["data.train_size=300", "trainer.max_epochs=1"]
@@ -166,18 +166,7 @@ def test_a_tiny_study_goes_through_both_stages_to_the_verdict_and_resumes(tmp_pa
     assert {loss: (float(r[2]), int(r[3])) for loss, r in per_loss.items()} == {
         loss: (choices[loss][100]["lr"], 2) for loss in ("cee", "sse")
     }
-    header = rows.index(
-        [
-            "batch_size",
-            "versus",
-            "lr_ratio",
-            "cee_minus_other",
-            "ci_low",
-            "ci_high",
-            "p_welch",
-            "excludes_zero",
-        ]
-    )
+    header = rows.index(COMPARISON_FIELDS)
     assert rows[header + 1][:2] == ["100", "sse"]  # the CEE - SSE comparison
     assert "Welch" in (st / "verdict.md").read_text()
     assert (st / "reliability.png").stat().st_size > 10_000

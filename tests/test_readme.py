@@ -32,7 +32,7 @@ def test_every_file_path_in_the_readme_exists():
 
 
 def test_the_readme_has_no_unfilled_placeholders():
-    assert re.findall(r"\b[A-Z]+_(?:TABLE|TEXT)\b", README) == []
+    assert re.findall(r"\b[A-Z]+_(?:TABLE|TEXT)\b|\{\{\w+\}\}", README) == []
 
 
 def test_the_use_the_losses_snippet_runs(capsys):

@@ -93,7 +93,7 @@ def test_loss_vs_accuracy_reads_the_mlp_shape_from_a_checkpoint(
         )
     )
     assert re.search(r"weight W\[\d, \d+\]", stdout), stdout
-    png_size(tmp_path / "fig.png")
+    assert png_size(tmp_path / "fig.png") == (800, 900)  # the same figure as the full run
 
 
 # -- gradients.py -------------------------------------------------------------------------------

@@ -45,6 +45,17 @@ from losslab.report import markdown_table, mean_ci, read_runs, summarize
 __all__ = ["choose", "main", "run", "verdict"]
 
 NUM_CLASSES = 10  # the C of the gradient analysis: g_SSE = g_CEE / C at a uniform start
+# verdict.csv's second table: one row per batch size and loss compared with CEE
+COMPARISON_FIELDS = [
+    "batch_size",
+    "versus",
+    "lr_ratio",
+    "cee_minus_other",
+    "ci_low",
+    "ci_high",
+    "p_welch",
+    "excludes_zero",
+]
 
 
 class StudyError(ValueError):
@@ -303,18 +314,7 @@ outputs at a uniform start (`scripts/gradients.py`).
                 ]
             )
         writer.writerow([])
-        writer.writerow(
-            [
-                "batch_size",
-                "versus",
-                "lr_ratio",
-                "cee_minus_other",
-                "ci_low",
-                "ci_high",
-                "p_welch",
-                "excludes_zero",
-            ]
-        )
+        writer.writerow(COMPARISON_FIELDS)
         for c in comparisons:
             writer.writerow(
                 [
