@@ -58,7 +58,8 @@ class Classifier(L.LightningModule):
 
     After ``fit``, :attr:`history` holds one dict of metrics per epoch (saved in checkpoints),
     :attr:`status` is ``"ok"`` or ``"diverged"`` (a non-finite loss stops training) and
-    :attr:`reliability` holds the last evaluation's :class:`ReliabilityBins` per split.
+    :attr:`reliability` holds the last evaluation's reliability bins per split
+    (:class:`~losslab.metrics.ReliabilityBins`).
     Checkpoints hold tensors and plain data only: ``torch.load(path, weights_only=True)`` works.
     """
 
@@ -90,7 +91,6 @@ class Classifier(L.LightningModule):
                 "probabilities" if getattr(loss, "from_logits", True) is False else "logits"
             )
         self.wants_probabilities = loss_input == "probabilities"
-        self.steps_per_call = steps_per_call
         self.automatic_optimization = steps_per_call == 1
         self.eval_metrics = EpochMetrics(num_classes, SPLITS)
         self.history: list[dict[str, float]] = []

@@ -91,6 +91,7 @@ HPARAM_KEYS = {
     "seed": "seed",
     "threads": "threads",
 }
+HPARAM_NAMES = {key: name for name, key in HPARAM_KEYS.items()}  # override key -> column
 
 
 def _chosen_lr(loss: str, batch_size: int, choices_file: str) -> float:
@@ -343,7 +344,7 @@ def _holds_a_run(folder: Path) -> bool:
     )
 
 
-def run_hparams(cfg: DictConfig, choices: dict[str, Any], extra_keys: list[str]) -> dict[str, Any]:
+def run_hparams(cfg: DictConfig, choices: dict[str, Any], swept: list[str]) -> dict[str, Any]:
     """The HPARAMS columns: the same keys in every run (``epochs`` and ``status`` are added at
     the end), plus any swept key that is not one of them, named by its override key."""
     out: dict[str, Any] = {}
@@ -352,7 +353,7 @@ def run_hparams(cfg: DictConfig, choices: dict[str, Any], extra_keys: list[str])
     out["hidden"] = "-".join(map(str, out["hidden"]))
     out["from_logits"] = bool(out["from_logits"])
     out["train_size"] = out["train_size"] or 60000 - cfg.data.val_size
-    for key in extra_keys:
+    for key in (k for k in swept if k not in HPARAM_NAMES):
         out[key] = choices[key] if key in choices else _value(cfg, key)
         if isinstance(out[key], list | dict):
             out[key] = json.dumps(out[key])
@@ -364,8 +365,7 @@ def _hparams_layout(
 ) -> tuple[dict[str, Any], list[str], dict[str, list[Any]]]:
     """HPARAMS order, the columns that differ (the swept ones; a single run: loss, lr,
     batch_size) and the values the sidebar filters offer."""
-    key_to_name = {key: name for name, key in HPARAM_KEYS.items()}
-    swept_names = [key_to_name.get(key, key) for key in swept]
+    swept_names = [HPARAM_NAMES.get(key, key) for key in swept]
     differs = swept_names or ["loss", "lr", "batch_size"]
     order = [*differs, *(n for n in hparams if n not in differs)]
     loader = GlobalHydra.instance().config_loader()
@@ -376,7 +376,7 @@ def _hparams_layout(
         "status": ["diverged", "ok"],
     }
     for key, values in swept.items():
-        name = key_to_name.get(key, key)
+        name = HPARAM_NAMES.get(key, key)
         kind = type(hparams[name])
         if name in domains or kind is bool:
             continue
@@ -478,9 +478,7 @@ def _build(cfg: DictConfig, choices: dict, ckpt_path: str | None, out_dir: Path)
         steps_per_call=steps_per_call,
     )
     swept = sweep.this_sweep()
-    key_to_name = {key: name for name, key in HPARAM_KEYS.items()}
-    hparams = run_hparams(cfg, choices, [k for k in swept if k not in key_to_name])
-    hparams, differs, domains = _hparams_layout(hparams, swept)
+    hparams, differs, domains = _hparams_layout(run_hparams(cfg, choices, list(swept)), swept)
     progress = cfg.trainer.enable_progress_bar and sys.stdout.isatty()
     callbacks = [instantiate(c) for c in cfg.callbacks.values()]
     replay = ckpt_path is not None and Path(ckpt_path).resolve().parents[1] != out_dir.resolve()
