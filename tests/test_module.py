@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torchmetrics.functional.classification import multiclass_calibration_error
 
 from losslab import CEELoss, SSELoss
-from losslab.metrics import ReliabilityBins
+from losslab.metrics import ReliabilityBins, objective
 from losslab.models import MLP
 from losslab.module import Classifier
 
@@ -187,3 +187,9 @@ def test_bad_module_arguments_are_refused_by_name():
         classifier(steps_per_call=0)
     with pytest.raises(ValueError, match="scheduler_interval"):
         classifier(scheduler_interval="batch")
+
+
+def test_a_sweeper_is_given_validation_accuracy_and_never_test_accuracy():
+    assert objective(history(with_val=True)) == 0.85
+    assert math.isnan(objective(history(with_val=False)))  # test (0.95) is not offered instead
+    assert math.isnan(objective([]))

@@ -22,7 +22,14 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric, Metric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError
 
-__all__ = ["CALIBRATION_BINS", "KINDS", "EpochMetrics", "ReliabilityBins", "final_metrics"]
+__all__ = [
+    "CALIBRATION_BINS",
+    "KINDS",
+    "EpochMetrics",
+    "ReliabilityBins",
+    "final_metrics",
+    "objective",
+]
 
 CALIBRATION_BINS = 15
 KINDS = ("loss", "acc", "nll", "brier", "ece")
@@ -129,3 +136,9 @@ def final_metrics(history: list[dict[str, Any]]) -> dict[str, float]:
     else:
         out["hp/best_test_acc"] = max(h["acc/test"] for h in history)
     return out
+
+
+def objective(history: list[dict[str, Any]]) -> float:
+    """The number a sweeper (Optuna, Ax, ...) maximises: the last epoch's validation accuracy.
+    NaN without a validation split: choosing on the test set would not be a fair choice."""
+    return history[-1].get("acc/val", math.nan) if history else math.nan

@@ -52,6 +52,7 @@ from losslab import config as schemas
 from losslab import sweep, tb
 from losslab.cli import one_line
 from losslab.config import UsageError
+from losslab.metrics import objective
 from losslab.models import ACTIVATIONS
 from losslab.module import Classifier
 
@@ -503,8 +504,9 @@ def _build(cfg: DictConfig, choices: dict, ckpt_path: str | None, out_dir: Path)
 
 
 def train(cfg: DictConfig) -> float:
-    """Train one run from a composed config. Returns the number a sweeper maximises: the final
-    validation accuracy when there is a validation split, else the test accuracy."""
+    """Train one run from a composed config. Returns the number a sweeper maximises
+    (:func:`losslab.metrics.objective`): the final validation accuracy, NaN without a
+    validation split (a sweeper never chooses on the test set)."""
     hc = HydraConfig.get()
     out_dir = Path(hc.runtime.output_dir)
     rank_zero = rank_zero_only.rank == 0
@@ -546,8 +548,7 @@ def train(cfg: DictConfig) -> float:
                 torch.distributed.destroy_process_group()
         if trainer.is_global_zero:
             _log_summary(module, time.perf_counter() - start, out_dir)
-    metrics = module.final_metrics()
-    return metrics.get("hp/val_acc", metrics.get("hp/test_acc", math.nan))
+    return objective(module.history)
 
 
 def _log_summary(module: Classifier, seconds: float, out_dir: Path) -> None:
