@@ -1,12 +1,14 @@
-"""Print losslab's SSE and CEE next to torch's (or the book's) values, case by case.
+"""Print losslab's SSE, CEE and MAE next to torch's (or the book's) values, case by case.
 
 What it proves: for every case below, ``cee_loss`` equals ``F.cross_entropy`` (values and
 gradients, every option: weight, ignore_index, label_smoothing, probability targets, K-dim and
 unbatched inputs, all reductions, logits of +/-1e4), ``sse_loss`` equals
-``0.5 * F.mse_loss(softmax(x), onehot, reduction="sum") / N``, and both reproduce the worked
-examples of *Deep Learning from Scratch*, ch. 4 (probabilities in, eps = 1e-7), in float64 and
-float32. A case passes when the largest difference in value and in gradient is within the
-dtype's tolerance (float64 1e-10, float32 1e-5; relative to the value when it exceeds 1).
+``0.5 * F.mse_loss(softmax(x), onehot, reduction="sum") / N``, ``mae_loss`` equals
+``F.l1_loss(softmax(x), onehot, reduction="sum") / N``, and all three reproduce the worked
+examples of *Deep Learning from Scratch*, ch. 4 (probabilities in, eps = 1e-7; for MAE the
+same vectors worked by hand), in float64 and float32. A case passes when the largest
+difference in value and in gradient is within the dtype's tolerance (float64 1e-10, float32
+1e-5; relative to the value when it exceeds 1).
 The process exits with status 1 if any case fails.
 
 Run it:
@@ -25,7 +27,7 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from losslab import cee_loss, sse_loss
+from losslab import cee_loss, mae_loss, sse_loss
 
 torch.set_num_threads(1)
 TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5}
@@ -47,12 +49,29 @@ def sse_reference(x, t, reduction="mean", from_logits=True):
     return total if reduction == "sum" else total / per_sample.numel()
 
 
+def mae_reference(x, t, reduction="mean", from_logits=True):
+    """sum_k |y_k - t_k| per sample from F.softmax and F.l1_loss; mean = sum / N."""
+    cdim = 0 if x.dim() == 1 else 1
+    y = F.softmax(x, cdim) if from_logits else x
+    if t.shape != x.shape:  # class indices -> one-hot in the class dimension
+        t = F.one_hot(t, x.shape[cdim]).movedim(-1, cdim).to(x.dtype)
+    per_sample = F.l1_loss(y, t, reduction="none").sum(cdim)
+    if reduction == "none":
+        return per_sample
+    total = F.l1_loss(y, t, reduction="sum")
+    return total if reduction == "sum" else total / per_sample.numel()
+
+
 def book_sse(y, k):
     return 0.5 * sum((yi - (i == k)) ** 2 for i, yi in enumerate(y))
 
 
 def book_cee(y, k, eps=1e-7):
     return -sum((i == k) * math.log(yi + eps) for i, yi in enumerate(y))
+
+
+def book_mae(y, k):
+    return sum(abs(yi - (i == k)) for i, yi in enumerate(y))
 
 
 # -----------------------------------------------------------------------------
@@ -77,6 +96,7 @@ def cases(dtype):
     probs_in = {"from_logits": False}
     book_batch_cee = (book_cee(Y_RIGHT, 2) + book_cee(Y_WRONG, 2)) / 2
     book_batch_sse = (book_sse(Y_RIGHT, 2) + book_sse(Y_WRONG, 2)) / 2
+    book_batch_mae = (book_mae(Y_RIGHT, 2) + book_mae(Y_WRONG, 2)) / 2
 
     x, t = randn(8, 10), randint(8)
     t_ignored = randint(8)
@@ -124,6 +144,19 @@ def cases(dtype):
         ("SSE reduction=none", sse_loss, sse_reference, x, t, {"reduction": "none"}),
         ("SSE reduction=sum", sse_loss, sse_reference, x, t, {"reduction": "sum"}),
         ("SSE large logits +/-1e4", sse_loss, sse_reference, x_large, t_large, {}),
+        # MAE: the book's vectors (0.8, 1.8), and == F.l1_loss(softmax(x), onehot, reduction="sum") / N
+        ("book MAE, 0.6 on true class (index)", mae_loss, book_mae(Y_RIGHT, 2), y_right, two, probs_in),
+        ("book MAE, 0.6 on true class (one-hot)", mae_loss, book_mae(Y_RIGHT, 2), y_right, two_onehot, probs_in),
+        ("book MAE, 0.6 on class 7", mae_loss, book_mae(Y_WRONG, 2), y_wrong, two, probs_in),
+        ("book MAE, batch of both (mean)", mae_loss, book_batch_mae, y_both, two.repeat(2), probs_in),
+        ("MAE logits (8,10)", mae_loss, mae_reference, x, t, {}),
+        ("MAE probability targets", mae_loss, mae_reference, x, soft, {}),
+        ("MAE probabilities in (from_logits=False)", mae_loss, mae_reference, soft, t, probs_in),
+        ("MAE unbatched (10,)", mae_loss, mae_reference, x[0], t[0], {}),
+        ("MAE K-dim (4,10,5), mean over N*d", mae_loss, mae_reference, x3, t3.clamp(min=0), {}),
+        ("MAE reduction=none", mae_loss, mae_reference, x, t, {"reduction": "none"}),
+        ("MAE reduction=sum", mae_loss, mae_reference, x, t, {"reduction": "sum"}),
+        ("MAE large logits +/-1e4", mae_loss, mae_reference, x_large, t_large, {}),
     ]  # fmt: skip
 
 
