@@ -26,8 +26,9 @@ $(STAMP): pyproject.toml
 train: $(STAMP)
 	$(VENV)/bin/losslab-train $(ARGS)
 
+# two workers (2 cores), the 10 slowest tests listed at the end
 test: $(STAMP)
-	$(PY) -m pytest $(ARGS)
+	$(PY) -m pytest -n 2 --durations=10 $(ARGS)
 
 sweep: $(STAMP)
 	$(VENV)/bin/losslab-train experiment=loss_vs_batch $(ARGS)

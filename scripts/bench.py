@@ -26,6 +26,12 @@ busy machine. Sections:
            loss and accuracy of the train and test splits, no_grad, batches of 2000).
 - threads: losslab's training epoch with 1 vs 2 torch threads.
 - losses:  CEELoss / SSELoss forward+backward vs F.cross_entropy.
+- overhead: what a user waits for: the default run (``losslab-train``, batch 100) on the wall
+           clock, per epoch (the 4-epoch run minus the 1-epoch run, / 3) against the hand loop
+           that trains an epoch and computes loss and accuracy on train and test; the fixed cost
+           of a run (alone, and in a sweep of 4 one-epoch jobs, report included); and where an
+           epoch's time goes, phase by phase (Lightning's SimpleProfiler). The runs are the real
+           entry point called in this process: interpreter start and imports are not counted.
 
 Targets are printed with PASS/MISS; nothing is asserted.
 """
@@ -41,6 +47,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
@@ -306,8 +313,360 @@ def loss_times(device, reps: int) -> list[dict]:
 # -- report -------------------------------------------------------------------------------------
 
 
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
+def target(what: str, value: float, limit: float, above: bool = False) -> bool:
+    """Print one target line with PASS or MISS; returns whether it passed."""
+    ok = value >= limit if above else value <= limit
+    print(f"target: {what}: {value:.2f}x {'PASS' if ok else 'MISS'}")
+    return ok
+
+
+# -- overhead: what a user waits for around the math ----------------------------------------------
+
+
+def run_command(args: list[str], cwd: str) -> float:
+    """Wall time of ``losslab-train ARGS`` (the entry the console script calls), run in this
+    process: the real command less the interpreter's start and imports."""
+    import contextlib
+    import sys
+
+    from hydra.core.global_hydra import GlobalHydra
+
+    import losslab.sweep
+    import losslab.train
+
+    entry = getattr(losslab.train, "entry", None)
+    if entry is None:  # losslab before the orchestration redesign: the console script's function
+        from losslab.cli import train_main as entry
+    for name in ("REFUSED",):
+        getattr(losslab.train, name, []).clear()
+    losslab.sweep.FAILED_JOBS.clear()
+    argv, before, code = sys.argv, os.getcwd(), 0
+    os.chdir(cwd)
+    sys.argv = ["losslab-train", *args]
+    start = time.perf_counter()
+    try:
+        with (
+            open(os.devnull, "w") as null,
+            contextlib.redirect_stdout(null),
+            contextlib.redirect_stderr(null),
+        ):
+            try:
+                entry()
+            except SystemExit as exit_:
+                code = exit_.code or 0
+    finally:
+        wall = time.perf_counter() - start
+        sys.argv = argv
+        os.chdir(before)
+        GlobalHydra.instance().clear()
+    if code:
+        raise RuntimeError(f"losslab-train {' '.join(args)} exited with {code}")
+    return wall
+
+
+def profile_epochs(ctx: Context, epochs: int = 4) -> dict[str, float]:
+    """Seconds per epoch of each phase of the default run, measured by Lightning's SimpleProfiler
+    (every hook, callback and loop step is timed) on an ``epochs``-epoch run."""
+    from lightning.pytorch.profilers import SimpleProfiler
+
+    profilers: list[SimpleProfiler] = []
+    original = L.Trainer.__init__
+
+    def with_profiler(self, *args, **kwargs):
+        profilers.append(SimpleProfiler())
+        original(self, *args, **{**kwargs, "profiler": profilers[-1]})
+
+    L.Trainer.__init__ = with_profiler
+    try:
+        run_command(
+            [f"trainer.max_epochs={epochs}", "hydra.run.dir=profiled"],
+            tempfile.mkdtemp(dir=ctx.logdir),
+        )
+    finally:
+        L.Trainer.__init__ = original
+    durations = profilers[-1].recorded_durations
+    phases = {
+        "training steps (forward, backward, optimizer)": ("run_training_batch",),
+        "evaluation forward passes and metric updates": ("validation_step",),
+        "epoch metrics: compute, log, history": ("on_validation_epoch_end",),
+        "batches: scaling uint8 -> float on device": ("SingleDeviceStrategy.batch_to_device",),
+        "batches: fetching from the loaders": ("train_dataloader_next", "val_next"),
+        "checkpoint": ("[Callback]EpochCheckpoint",),
+        "other callbacks (epoch line, TensorBoard)": (
+            "[Callback]EpochLog",
+            "[Callback]TensorBoardSummary",
+        ),
+    }
+    out = {}
+    for phase, keys in phases.items():
+        total = sum(sum(v) for k, v in durations.items() if any(key in k for key in keys))
+        out[phase] = (
+            total / (epochs + 1) if "evaluation" in phase or "metrics" in phase else total / epochs
+        )
+    return out
+
+
+def section_overhead(ctx: Context) -> dict:
+    """The default run's per-epoch and per-run cost on the wall clock, against the hand loop."""
+    work = tempfile.mkdtemp(dir=ctx.logdir)
+    test_x, test_y = ctx.dm.on_after_batch_transfer(ctx.dm.splits["test"], 0)
+    splits = [(ctx.x_all, ctx.y_all), (test_x.flatten(1).to(ctx.device), test_y.to(ctx.device))]
+    jobs = 4
+    run_command(["trainer.max_epochs=1", "hydra.run.dir=warmup"], work)  # imports, first file read
+    samples: dict[str, list[float]] = {}
+    for rep in range(ctx.reps):
+        net = MLP().to(ctx.device)
+        floor = floor_epoch(ctx.x_all, ctx.y_all, 100, "cee", ctx.device)
+        samples.setdefault("floor", []).append(
+            floor + floor_eval(net, splits, CEELoss(), ctx.device)
+        )
+        for epochs in (1, 4):
+            samples.setdefault(f"run{epochs}", []).append(
+                run_command(
+                    [f"trainer.max_epochs={epochs}", f"hydra.run.dir=r{rep}_{epochs}"], work
+                )
+            )
+        sweep = [
+            "-m",
+            f"seed={','.join(map(str, range(jobs)))}",
+            "trainer.max_epochs=1",
+            f"hydra.sweep.dir=s{rep}",
+        ]
+        samples.setdefault("sweep", []).append(run_command(sweep, work))
+    med = {k: statistics.median(v) for k, v in samples.items()}
+    per_epoch = (med["run4"] - med["run1"]) / 3
+    fixed_single = med["run1"] - per_epoch
+    fixed_sweep = (med["sweep"] - jobs * per_epoch) / jobs
+    ratio = per_epoch / med["floor"]
+    print("overhead: the default run (losslab-train, batch 100, CEE), wall clock, in this process")
+    print(f"  per epoch: (4-epoch run - 1-epoch run) / 3 = {per_epoch:.3f} s")
+    print(
+        f"  floor: hand loop, one epoch + loss and accuracy of train and test = {med['floor']:.3f} s"
+    )
+    print(f"  fixed cost of a run: alone {fixed_single:.3f} s; in a sweep of {jobs} ({med['sweep']:.2f} s "
+          f"wall, report included) {fixed_sweep:.3f} s a run")  # fmt: skip
+    target("per-epoch wall cost <= 1.25x the floor with evaluation, batch 100", ratio, 1.25)
+    ok = fixed_sweep <= 0.5
+    print(
+        f"target: fixed cost per run in a sweep <= 0.5 s: {fixed_sweep:.3f} s {'PASS' if ok else 'MISS'}"
+    )
+    breakdown = profile_epochs(ctx) if hasattr(__import__("losslab.train").train, "entry") else {}
+    if breakdown:
+        print(
+            "  where an epoch's time goes (SimpleProfiler, s per epoch; evaluation counts epoch 0):"
+        )
+        for phase, seconds in breakdown.items():
+            print(f"    {phase:<52} {seconds:.3f}")
+        print(
+            f"    {'everything else (loops, hooks, logging)':<52} {per_epoch - sum(breakdown.values()):.3f}"
+        )
+    return {"overhead": {"per_epoch_s": per_epoch, "floor_s": med["floor"], "ratio": ratio,
+                         "fixed_single_s": fixed_single, "fixed_sweep_s": fixed_sweep,
+                         "medians": med, "breakdown": breakdown}}  # fmt: skip
+
+
+@dataclass
+class Context:
+    """What every section needs: the options, the device, the repetitions, the data."""
+
+    args: argparse.Namespace
+    device: torch.device
+    reps: int
+    batch_sizes: list[int]
+    losses: list[str]
+    logdir: str
+    dm: MNISTDataModule
+    x_all: torch.Tensor
+    y_all: torch.Tensor
+
+
+def section_data(ctx: Context) -> dict:
+    samples = {
+        bs: [data_epochs(ctx.args.data_dir, bs, ctx.device) for _ in range(ctx.reps)]
+        for bs in ctx.batch_sizes
+    }
+    print("data: one epoch of 60,000 training images as normalised batches (seconds)")
+    print(
+        f"{'batch':>6} {'datamodule':>11} {'bare':>8} {'canonical':>10} {'dm/bare':>8} {'canon/dm':>9}"
+    )
+    rows = []
+    for bs, runs in samples.items():
+        med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        row = {"batch_size": bs, **med, "dm_over_bare": med["datamodule"] / med["bare"],
+               "canonical_over_dm": med["canonical"] / med["datamodule"]}  # fmt: skip
+        rows.append(row)
+        print(
+            f"{bs:>6} {med['datamodule']:>11.3f} {med['bare']:>8.3f} {med['canonical']:>10.2f} "
+            f"{row['dm_over_bare']:>8.2f} {row['canonical_over_dm']:>9.1f}"
+        )
+    row100 = next((r for r in rows if r["batch_size"] == 100), None)
+    if row100:
+        target("datamodule <= 1.2x bare at batch 100", row100["dm_over_bare"], 1.2)
+        target(
+            "canonical >= 20x datamodule at batch 100", row100["canonical_over_dm"], 20, above=True
+        )
+    return {"data": rows}
+
+
+def section_train(ctx: Context) -> dict:
+    data_dir, device, logdir = ctx.args.data_dir, ctx.device, ctx.logdir
+    contenders = {
+        "floor": lambda bs, loss: floor_epoch(ctx.x_all, ctx.y_all, bs, loss, device),
+        "bare": lambda bs, loss: bare_lightning_epoch(data_dir, bs, loss, device),
+        "losslab": lambda bs, loss: losslab_epoch(data_dir, bs, loss, device, logdir),
+        "canonical": lambda bs, loss: canonical_epoch(data_dir, bs, loss, device, logdir),
+    }
+    times: dict[tuple, list] = {}
+    for _ in range(ctx.reps):
+        for bs in ctx.batch_sizes:
+            for loss in ctx.losses:
+                for name, run in contenders.items():
+                    times.setdefault((name, bs, loss), []).append(run(bs, loss))
+    print(
+        "train: one epoch of the MLP 784-100-10 with SGD (seconds; samples/s of the training epoch)"
+    )
+    print(
+        f"{'batch':>6} {'loss':>5} {'floor':>7} {'bare L':>7} {'losslab':>8} {'+eval':>7} "
+        f"{'canonical':>10} {'samples/s':>10} {'bare/fl':>8} {'ll/floor':>9} {'ll+eval/fl':>11} "
+        f"{'canon/ll':>9}"
+    )
+    rows = []
+    for bs in ctx.batch_sizes:
+        for loss in ctx.losses:
+            med = {
+                k: statistics.median(times[(k, bs, loss)]) for k in ("floor", "bare", "canonical")
+            }
+            ll = statistics.median(t for t, _ in times[("losslab", bs, loss)])
+            ll_eval = statistics.median(t for _, t in times[("losslab", bs, loss)])
+            floor, bare, canon = med["floor"], med["bare"], med["canonical"]
+            rows.append({"batch_size": bs, "loss": loss, "floor_s": floor, "bare_lightning_s": bare,
+                         "bare_over_floor": bare / floor, "losslab_s": ll, "losslab_with_eval_s": ll_eval,
+                         "canonical_s": canon, "losslab_samples_per_s": 60000 / ll,
+                         "losslab_over_floor": ll / floor, "losslab_with_eval_over_floor": ll_eval / floor,
+                         "canonical_over_losslab": canon / ll})  # fmt: skip
+            print(
+                f"{bs:>6} {loss:>5} {floor:>7.3f} {bare:>7.3f} {ll:>8.3f} {ll_eval:>7.3f} {canon:>10.2f} "
+                f"{60000 / ll:>10.0f} {bare / floor:>8.2f} {ll / floor:>9.2f} {ll_eval / floor:>11.2f} "
+                f"{canon / ll:>9.1f}"
+            )
+    for row in (r for r in rows if r["loss"] == "cee"):
+        bs = row["batch_size"]
+        if bs in (100, 1024):
+            limit = 1.25 if bs == 100 else 1.15
+            target(
+                f"losslab epoch <= {limit}x floor at batch {bs}", row["losslab_over_floor"], limit
+            )
+        if bs == 100:
+            target("epoch + full train/test evaluation <= 1.5x floor (training only) at batch 100",
+                   row["losslab_with_eval_over_floor"], 1.5)  # fmt: skip
+            target(
+                "canonical >= 10x losslab at batch 100",
+                row["canonical_over_losslab"],
+                10,
+                above=True,
+            )
+    return {"train": rows}
+
+
+def section_steps(ctx: Context) -> dict:
+    ks = [1, 3, 10, 30]
+    step_sizes = [100, 1024] if ctx.args.quick else [32, 100, 256, 1024]
+    test_x, test_y = ctx.dm.on_after_batch_transfer(ctx.dm.splits["test"], 0)
+    splits = [(ctx.x_all, ctx.y_all), (test_x.flatten(1).to(ctx.device), test_y.to(ctx.device))]
+    runs: dict[tuple, list] = {}
+    for _ in range(ctx.reps):
+        for bs in step_sizes:
+            net, loss_fn = MLP().to(ctx.device), CEELoss()
+            runs.setdefault(("floor", bs), []).append(
+                floor_epoch(ctx.x_all, ctx.y_all, bs, "cee", ctx.device)
+            )
+            runs.setdefault(("floor_eval", bs), []).append(
+                floor_eval(net, splits, loss_fn, ctx.device)
+            )
+            for k in ks:
+                runs.setdefault((k, bs), []).append(
+                    losslab_epoch(
+                        ctx.args.data_dir, bs, "cee", ctx.device, ctx.logdir, steps_per_call=k
+                    )
+                )
+    print("steps: losslab with K optimizer steps per training step vs the hand loop (CEE)")
+    print(
+        f"{'batch':>6} {'K':>3} {'hand':>7} {'losslab':>8} {'x hand':>7} {'hand+eval':>10} {'ll+eval':>8} {'x hand':>7}"
+    )
+    rows = []
+    for bs in step_sizes:
+        floor = statistics.median(runs[("floor", bs)])
+        floor_ev = floor + statistics.median(runs[("floor_eval", bs)])
+        for k in ks:
+            ll = statistics.median(t for t, _ in runs[(k, bs)])
+            ll_ev = statistics.median(t for _, t in runs[(k, bs)])
+            rows.append({"batch_size": bs, "steps_per_call": k, "hand_s": floor, "losslab_s": ll,
+                         "over_hand": ll / floor, "hand_with_eval_s": floor_ev,
+                         "losslab_with_eval_s": ll_ev, "with_eval_over_hand": ll_ev / floor_ev})  # fmt: skip
+            print(
+                f"{bs:>6} {k:>3} {floor:>7.3f} {ll:>8.3f} {ll / floor:>7.2f} "
+                f"{floor_ev:>10.3f} {ll_ev:>8.3f} {ll_ev / floor_ev:>7.2f}"
+            )
+    for bs, limit, key in (
+        (100, 1.15, "over_hand"),
+        (32, 1.25, "over_hand"),
+        (100, 1.3, "with_eval_over_hand"),
+    ):
+        chosen = [r for r in rows if r["batch_size"] == bs]
+        if chosen:
+            best = min(chosen, key=lambda r: r[key])
+            what = "training" if key == "over_hand" else "training + evaluation"
+            target(f"{what} <= {limit}x the hand loop at batch {bs} (best K = {best['steps_per_call']})",
+                   best[key], limit)  # fmt: skip
+    return {"steps": rows}
+
+
+def section_threads(ctx: Context) -> dict:
+    if ctx.device.type != "cpu":
+        return {}
+    per_threads: dict[int, list[float]] = {1: [], 2: []}
+    for _ in range(ctx.reps):
+        for n in per_threads:
+            torch.set_num_threads(n)
+            per_threads[n].append(
+                losslab_epoch(ctx.args.data_dir, 100, "cee", ctx.device, ctx.logdir)[0]
+            )
+    torch.set_num_threads(ctx.args.threads)
+    med = {n: statistics.median(v) for n, v in per_threads.items()}
+    print(
+        f"threads: losslab training epoch at batch 100: 1 thread {med[1]:.3f} s, "
+        f"2 threads {med[2]:.3f} s (2/1 = {med[2] / med[1]:.2f})"
+    )
+    return {"threads": {str(n): v for n, v in med.items()}}
+
+
+def section_losses(ctx: Context) -> dict:
+    rows = loss_times(ctx.device, ctx.reps)
+    print("losses: forward+backward per call (ms)")
+    print(
+        f"{'N':>6} {'C':>6} {'F.cross_entropy':>16} {'CEELoss':>8} {'SSELoss':>8} {'CEE/F.ce':>9}"
+    )
+    for r in rows:
+        r["cee_over_torch"] = r["CEELoss_ms"] / r["F.cross_entropy_ms"]
+        print(
+            f"{r['N']:>6} {r['C']:>6} {r['F.cross_entropy_ms']:>16.3f} {r['CEELoss_ms']:>8.3f} "
+            f"{r['SSELoss_ms']:>8.3f} {r['cee_over_torch']:>9.2f}"
+        )
+    for r in rows:
+        target(
+            f"CEELoss <= 1.5x F.cross_entropy at N={r['N']}, C={r['C']}", r["cee_over_torch"], 1.5
+        )
+    return {"losses": rows}
+
+
+SECTIONS = {
+    "data": section_data,
+    "train": section_train,
+    "steps": section_steps,
+    "threads": section_threads,
+    "losses": section_losses,
+    "overhead": section_overhead,
+}
 
 
 def main() -> None:
@@ -315,7 +674,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "sections", nargs="*", default=["data", "train", "steps", "threads", "losses"]
+        "sections", nargs="*", metavar="section", help=f"of {list(SECTIONS)} (default: all)"
     )
     parser.add_argument(
         "--quick", action="store_true", help="3 repetitions, batch sizes 100 and 1024"
@@ -326,238 +685,33 @@ def main() -> None:
     parser.add_argument("--data-dir", default=os.environ.get("LOSSLAB_DATA_DIR", "data"))
     parser.add_argument("--out", default="bench.json")
     args = parser.parse_args()
+    unknown = sorted(set(args.sections) - set(SECTIONS))
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(unknown)}; choose among {', '.join(SECTIONS)}")
 
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     reps = args.reps or (3 if args.quick else 5)
-    batch_sizes = [100, 1024] if args.quick else [32, 100, 1024]
-    losses = ["cee"] if args.quick else ["cee", "sse"]
     name = (
         torch.cuda.get_device_name(device)
         if device.type == "cuda"
         else platform.processor() or "cpu"
     )
-    result: dict = {
-        "torch": torch.__version__,
-        "lightning": L.__version__,
-        "device": f"{device} ({name})",
-        "threads": torch.get_num_threads(),
-        "reps": reps,
-    }
+    result: dict = {"torch": torch.__version__, "lightning": L.__version__, "device": f"{device} ({name})",
+                    "threads": torch.get_num_threads(), "reps": reps}  # fmt: skip
     print(
         f"losslab bench: torch {torch.__version__}, lightning {L.__version__}, device {result['device']}, "
         f"{result['threads']} thread(s), median of {reps} interleaved repetitions\n"
     )
-
-    # preloaded normalised tensors for the floor
     dm = MNISTDataModule(args.data_dir, download=False)
     dm.setup()
     x_all, y_all = dm.on_after_batch_transfer(dm.splits["train"], 0)
-    x_all, y_all = x_all.flatten(1).to(device).contiguous(), y_all.to(device)
-    logdir = tempfile.mkdtemp(prefix="losslab-bench-")
-
-    if "data" in args.sections:
-        samples = {
-            bs: [data_epochs(args.data_dir, bs, device) for _ in range(reps)] for bs in batch_sizes
-        }
-        print("data: one epoch of 60,000 training images as normalised batches (seconds)")
-        print(
-            f"{'batch':>6} {'datamodule':>11} {'bare':>8} {'canonical':>10} {'dm/bare':>8} {'canon/dm':>9}"
-        )
-        result["data"] = []
-        for bs, runs in samples.items():
-            med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-            row = {
-                "batch_size": bs,
-                **med,
-                "dm_over_bare": med["datamodule"] / med["bare"],
-                "canonical_over_dm": med["canonical"] / med["datamodule"],
-            }
-            result["data"].append(row)
-            print(
-                f"{bs:>6} {med['datamodule']:>11.3f} {med['bare']:>8.3f} {med['canonical']:>10.2f} "
-                f"{row['dm_over_bare']:>8.2f} {row['canonical_over_dm']:>9.1f}"
-            )
-        row100 = next((r for r in result["data"] if r["batch_size"] == 100), None)
-        if row100:
-            print(
-                f"target: datamodule <= 1.2x bare at batch 100: {row100['dm_over_bare']:.2f}x "
-                f"{verdict(row100['dm_over_bare'] <= 1.2)}"
-            )
-            print(
-                f"target: canonical >= 20x datamodule at batch 100: {row100['canonical_over_dm']:.1f}x "
-                f"{verdict(row100['canonical_over_dm'] >= 20)}"
-            )
+    ctx = Context(args, device, reps, [100, 1024] if args.quick else [32, 100, 1024],
+                  ["cee"] if args.quick else ["cee", "sse"], tempfile.mkdtemp(prefix="losslab-bench-"),
+                  dm, x_all.flatten(1).to(device).contiguous(), y_all.to(device))  # fmt: skip
+    for section in args.sections or SECTIONS:
+        result.update(SECTIONS[section](ctx))
         print()
-
-    if "train" in args.sections:
-        times: dict[tuple, list] = {}
-        for _ in range(reps):
-            for bs in batch_sizes:
-                for loss in losses:
-                    times.setdefault(("floor", bs, loss), []).append(
-                        floor_epoch(x_all, y_all, bs, loss, device)
-                    )
-                    times.setdefault(("bare", bs, loss), []).append(
-                        bare_lightning_epoch(args.data_dir, bs, loss, device)
-                    )
-                    times.setdefault(("losslab", bs, loss), []).append(
-                        losslab_epoch(args.data_dir, bs, loss, device, logdir)
-                    )
-                    times.setdefault(("canonical", bs, loss), []).append(
-                        canonical_epoch(args.data_dir, bs, loss, device, logdir)
-                    )
-        print(
-            "train: one epoch of the MLP 784-100-10 with SGD (seconds; samples/s of the training epoch)"
-        )
-        print(
-            f"{'batch':>6} {'loss':>5} {'floor':>7} {'bare L':>7} {'losslab':>8} {'+eval':>7} "
-            f"{'canonical':>10} {'samples/s':>10} {'bare/fl':>8} {'ll/floor':>9} {'ll+eval/fl':>11} "
-            f"{'canon/ll':>9}"
-        )
-        result["train"] = []
-        for bs in batch_sizes:
-            for loss in losses:
-                floor = statistics.median(times[("floor", bs, loss)])
-                bare = statistics.median(times[("bare", bs, loss)])
-                ll = statistics.median(t for t, _ in times[("losslab", bs, loss)])
-                ll_eval = statistics.median(t for _, t in times[("losslab", bs, loss)])
-                canon = statistics.median(times[("canonical", bs, loss)])
-                row = {
-                    "batch_size": bs,
-                    "loss": loss,
-                    "floor_s": floor,
-                    "bare_lightning_s": bare,
-                    "bare_over_floor": bare / floor,
-                    "losslab_s": ll,
-                    "losslab_with_eval_s": ll_eval,
-                    "canonical_s": canon,
-                    "losslab_samples_per_s": 60000 / ll,
-                    "losslab_over_floor": ll / floor,
-                    "losslab_with_eval_over_floor": ll_eval / floor,
-                    "canonical_over_losslab": canon / ll,
-                }
-                result["train"].append(row)
-                print(
-                    f"{bs:>6} {loss:>5} {floor:>7.3f} {bare:>7.3f} {ll:>8.3f} {ll_eval:>7.3f} {canon:>10.2f} "
-                    f"{60000 / ll:>10.0f} {bare / floor:>8.2f} {ll / floor:>9.2f} {ll_eval / floor:>11.2f} "
-                    f"{canon / ll:>9.1f}"
-                )
-        for row in (r for r in result["train"] if r["loss"] == "cee"):
-            bs = row["batch_size"]
-            if bs in (100, 1024):
-                limit = 1.25 if bs == 100 else 1.15
-                print(
-                    f"target: losslab epoch <= {limit}x floor at batch {bs}: "
-                    f"{row['losslab_over_floor']:.2f}x {verdict(row['losslab_over_floor'] <= limit)}"
-                )
-            if bs == 100:
-                print(
-                    f"target: epoch + full train/test evaluation <= 1.5x floor at batch 100: "
-                    f"{row['losslab_with_eval_over_floor']:.2f}x "
-                    f"{verdict(row['losslab_with_eval_over_floor'] <= 1.5)}"
-                )
-                print(
-                    f"target: canonical >= 10x losslab at batch 100: "
-                    f"{row['canonical_over_losslab']:.1f}x {verdict(row['canonical_over_losslab'] >= 10)}"
-                )
-        print()
-
-    if "steps" in args.sections:
-        ks = [1, 3, 10, 30]
-        step_sizes = [100, 1024] if args.quick else [32, 100, 256, 1024]
-        test_x, test_y = dm.on_after_batch_transfer(dm.splits["test"], 0)
-        splits = [(x_all, y_all), (test_x.flatten(1).to(device), test_y.to(device))]
-        runs: dict[tuple, list] = {}
-        for _ in range(reps):
-            for bs in step_sizes:
-                net, loss_fn = MLP().to(device), CEELoss()
-                runs.setdefault(("floor", bs), []).append(
-                    floor_epoch(x_all, y_all, bs, "cee", device)
-                )
-                runs.setdefault(("floor_eval", bs), []).append(
-                    floor_eval(net, splits, loss_fn, device)
-                )
-                for k in ks:
-                    runs.setdefault((k, bs), []).append(
-                        losslab_epoch(args.data_dir, bs, "cee", device, logdir, steps_per_call=k)
-                    )
-        print("steps: losslab with K optimizer steps per training step vs the hand loop (CEE)")
-        print(
-            f"{'batch':>6} {'K':>3} {'hand':>7} {'losslab':>8} {'x hand':>7} "
-            f"{'hand+eval':>10} {'ll+eval':>8} {'x hand':>7}"
-        )
-        result["steps"] = []
-        for bs in step_sizes:
-            floor = statistics.median(runs[("floor", bs)])
-            floor_ev = floor + statistics.median(runs[("floor_eval", bs)])
-            for k in ks:
-                ll = statistics.median(t for t, _ in runs[(k, bs)])
-                ll_ev = statistics.median(t for _, t in runs[(k, bs)])
-                row = {
-                    "batch_size": bs,
-                    "steps_per_call": k,
-                    "hand_s": floor,
-                    "losslab_s": ll,
-                    "over_hand": ll / floor,
-                    "hand_with_eval_s": floor_ev,
-                    "losslab_with_eval_s": ll_ev,
-                    "with_eval_over_hand": ll_ev / floor_ev,
-                }
-                result["steps"].append(row)
-                print(
-                    f"{bs:>6} {k:>3} {floor:>7.3f} {ll:>8.3f} {ll / floor:>7.2f} "
-                    f"{floor_ev:>10.3f} {ll_ev:>8.3f} {ll_ev / floor_ev:>7.2f}"
-                )
-        for bs, limit, key in (
-            (100, 1.15, "over_hand"),
-            (32, 1.25, "over_hand"),
-            (100, 1.3, "with_eval_over_hand"),
-        ):
-            rows = [r for r in result["steps"] if r["batch_size"] == bs]
-            if rows:
-                best = min(rows, key=lambda r: r[key])
-                what = "training" if key == "over_hand" else "training + evaluation"
-                print(
-                    f"target: {what} <= {limit}x the hand loop at batch {bs}: best K = "
-                    f"{best['steps_per_call']}: {best[key]:.2f}x {verdict(best[key] <= limit)}"
-                )
-        print()
-
-    if "threads" in args.sections and device.type == "cpu":
-        per_threads: dict[int, list[float]] = {1: [], 2: []}
-        for _ in range(reps):
-            for n in per_threads:
-                torch.set_num_threads(n)
-                per_threads[n].append(losslab_epoch(args.data_dir, 100, "cee", device, logdir)[0])
-        torch.set_num_threads(args.threads)
-        med = {n: statistics.median(v) for n, v in per_threads.items()}
-        result["threads"] = {str(n): v for n, v in med.items()}
-        print(
-            f"threads: losslab training epoch at batch 100: 1 thread {med[1]:.3f} s, "
-            f"2 threads {med[2]:.3f} s (2/1 = {med[2] / med[1]:.2f})\n"
-        )
-
-    if "losses" in args.sections:
-        result["losses"] = loss_times(device, reps)
-        print("losses: forward+backward per call (ms)")
-        print(
-            f"{'N':>6} {'C':>6} {'F.cross_entropy':>16} {'CEELoss':>8} {'SSELoss':>8} {'CEE/F.ce':>9}"
-        )
-        for r in result["losses"]:
-            ratio = r["CEELoss_ms"] / r["F.cross_entropy_ms"]
-            r["cee_over_torch"] = ratio
-            print(
-                f"{r['N']:>6} {r['C']:>6} {r['F.cross_entropy_ms']:>16.3f} {r['CEELoss_ms']:>8.3f} "
-                f"{r['SSELoss_ms']:>8.3f} {ratio:>9.2f}"
-            )
-        for r in result["losses"]:
-            print(
-                f"target: CEELoss <= 1.5x F.cross_entropy at N={r['N']}, C={r['C']}: "
-                f"{r['cee_over_torch']:.2f}x {verdict(r['cee_over_torch'] <= 1.5)}"
-            )
-        print()
-
     Path(args.out).write_text(json.dumps(result, indent=2))
     print(f"wrote {args.out}")
 

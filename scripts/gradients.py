@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from loss_vs_accuracy import add_model_args, load_mnist, model_from_args  # scripts/, shared
+from loss_vs_accuracy import add_model_args, model_and_data  # scripts/, shared
 from matplotlib.figure import Figure
 from torch import Tensor
 
@@ -94,14 +94,15 @@ def main(argv: list[str] | None = None) -> int:
     add_model_args(parser)
     parser.add_argument("--images", type=int, default=1000, help="test images")
     parser.add_argument("--smax", type=float, default=15.0, help="largest wrong-class score")
-    parser.add_argument("--out", default="docs/gradients.png")
+    parser.add_argument("--out", help="default: docs/gradients.png, ./gradients.png with --ckpt")
     args = parser.parse_args(argv)
+    out = args.out or ("gradients.png" if args.ckpt else "docs/gradients.png")
 
     start = time.perf_counter()
-    train, (x_test, y_test) = load_mnist(args.data_dir, args.train_images)
+    trained, (_, (x_test, y_test)) = model_and_data(args)
     x, y = x_test[: args.images], y_test[: args.images]
     torch.manual_seed(args.seed)
-    models = {"untrained": MLP(), "trained": model_from_args(args, train)}
+    models = {"untrained": MLP(), "trained": trained}
 
     rows, norms = [], {}
     for name, net in models.items():
@@ -141,9 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     fig = plot(norms, s, sat_sse, sat_cee, C)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=100)
-    print(f"wrote {args.out} in {time.perf_counter() - start:.1f} s")
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    print(f"wrote {out} in {time.perf_counter() - start:.1f} s")
     return 0
 
 

@@ -15,6 +15,12 @@ Prints the fraction of points where each numerical derivative is exactly 0 and w
     python scripts/loss_vs_accuracy.py --ckpt logs/train/runs/<time>/checkpoints/last.ckpt
     python scripts/loss_vs_accuracy.py --points 101 --images 200 --train-images 1000  # tiny
 
+A checkpoint brings its run's own config: its network (sizes, activation) is rebuilt from the
+checkpoint alone (``Classifier.load_from_checkpoint``), and the images are scaled as that run
+scaled them (``data.normalize``). The figure goes to ``--out``: ``docs/loss_vs_accuracy.png``
+for the model trained here (the README's figure), ``loss_vs_accuracy.png`` in the current folder
+for a checkpoint.
+
 The helpers ``load_mnist``, ``train_quickly`` and ``load_checkpoint`` are shared with
 ``scripts/gradients.py``.
 """
@@ -35,6 +41,7 @@ from torch import Tensor
 from losslab import CEELoss, cee_loss
 from losslab.data import MNISTDataModule
 from losslab.models import MLP
+from losslab.module import Classifier, read_checkpoint
 
 torch.set_num_threads(1)
 
@@ -42,13 +49,15 @@ torch.set_num_threads(1)
 # shared helpers: data, a quickly trained model, a model from a checkpoint
 
 
-def load_mnist(data_dir: str | Path, train_images: int) -> tuple[tuple[Tensor, Tensor], ...]:
-    """``((x_train, y_train), (x_test, y_test))``: normalised float images ``(N, 1, 28, 28)``,
-    a seeded class-balanced subset of ``train_images`` training images and the official 10k
-    test images."""
-    dm = MNISTDataModule(data_dir, download=False, train_size=train_images)
+def load_mnist(
+    data_dir: str | Path, train_images: int, normalize: bool = True
+) -> tuple[tuple[Tensor, Tensor], ...]:
+    """``((x_train, y_train), (x_test, y_test))``: float images ``(N, 1, 28, 28)`` (scaled to
+    [0, 1], standardised if ``normalize``), a seeded class-balanced subset of ``train_images``
+    training images and the official 10k test images."""
+    dm = MNISTDataModule(data_dir, download=False, train_size=train_images, normalize=normalize)
     dm.setup()
-    return tuple(dm.on_after_batch_transfer(dm.splits[s], 0) for s in ("train", "test"))
+    return tuple(dm.scale(*dm.splits[s]) for s in ("train", "test"))
 
 
 def train_quickly(x: Tensor, y: Tensor, epochs: int = 1, lr: float = 0.1, seed: int = 0) -> MLP:
@@ -67,28 +76,31 @@ def train_quickly(x: Tensor, y: Tensor, epochs: int = 1, lr: float = 0.1, seed: 
     return net.eval()
 
 
-def load_checkpoint(path: str | Path, activation: str = "relu") -> MLP:
-    """The MLP of a losslab-train checkpoint; its layer sizes are read off the Linear weights
-    (the activation is not in the state dict, hence the argument)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
-    state = {k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")}
-    weights = [v for k, v in state.items() if k.endswith(".weight")]  # (out, in), in order
-    hidden = tuple(w.shape[0] for w in weights[:-1])
-    net = MLP(weights[0].shape[1], hidden, weights[-1].shape[0], activation)
-    net.load_state_dict(state)
-    return net.eval()
+def load_checkpoint(path: str | Path) -> tuple[MLP, bool]:
+    """The network of a losslab-train checkpoint, rebuilt with its run's own config, and whether
+    that run normalised its images."""
+    try:
+        net = Classifier.load_from_checkpoint(path, map_location="cpu", weights_only=True).net
+        data = read_checkpoint(path, "--ckpt")["datamodule_hyper_parameters"]
+    except (KeyError, TypeError) as err:
+        raise SystemExit(
+            f"--ckpt {path}: not a checkpoint that losslab-train wrote ({err!r})"
+        ) from err
+    return net.eval(), data["normalize"]
 
 
-def model_from_args(args: argparse.Namespace, train: tuple[Tensor, Tensor]) -> MLP:
+def model_and_data(args: argparse.Namespace) -> tuple[MLP, tuple[tuple[Tensor, Tensor], ...]]:
+    """The model (the checkpoint's, or one trained here) and the data scaled as it was trained."""
     if args.ckpt:
-        return load_checkpoint(args.ckpt, args.activation)
-    return train_quickly(*train, epochs=args.epochs, seed=args.seed)
+        net, normalize = load_checkpoint(args.ckpt)
+        return net, load_mnist(args.data_dir, args.train_images, normalize)
+    data = load_mnist(args.data_dir, args.train_images)
+    return train_quickly(*data[0], epochs=args.epochs, seed=args.seed), data
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default=os.environ.get("LOSSLAB_DATA_DIR") or "data")
     parser.add_argument("--ckpt", help="losslab-train checkpoint; default: train a model here")
-    parser.add_argument("--activation", default="relu", help="the checkpoint's activation")
     parser.add_argument("--train-images", type=int, default=10000, help="to train on")
     parser.add_argument("--epochs", type=int, default=1, help="of training")
     parser.add_argument("--seed", type=int, default=0)
@@ -157,12 +169,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=500, help="test images in the batch")
     parser.add_argument("--points", type=int, default=401, help="weight values")
     parser.add_argument("--span", type=float, default=0.5, help="weight moves by +-span")
-    parser.add_argument("--out", default="docs/loss_vs_accuracy.png")
+    parser.add_argument("--out", help="default: docs/loss_vs_accuracy.png, ./ with --ckpt")
     args = parser.parse_args(argv)
+    out = args.out or ("loss_vs_accuracy.png" if args.ckpt else "docs/loss_vs_accuracy.png")
 
     start = time.perf_counter()
-    train, (x_test, y_test) = load_mnist(args.data_dir, args.train_images)
-    net = model_from_args(args, train)
+    net, (_, (x_test, y_test)) = model_and_data(args)
     x, y = x_test[: args.images], y_test[: args.images]
 
     # The weight: from the hidden unit most active on this batch (so moving it changes many
@@ -176,6 +188,12 @@ def main(argv: list[str] | None = None) -> int:
     losses, accuracies = sweep_weight(net, x, y, c, j, values)
     d_loss, d_acc = np.gradient(losses, values), np.gradient(accuracies, values)
 
+    with torch.no_grad():
+        logits = net(x)
+    print(
+        f"the model: CEE loss {cee_loss(logits, y).item():.4f}, accuracy "
+        f"{(logits.argmax(1) == y).float().mean().item():.4f} on the batch"
+    )
     print(f"weight W[{c}, {j}] = {w0:.4f} moved over +-{args.span} in {args.points} points")
     print(f"test batch: {len(y)} images (accuracy steps of 1/{len(y)} = {1 / len(y):.4g})")
     print(f"loss     {losses.min():.4f} .. {losses.max():.4f}")
@@ -188,9 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  loss     {np.mean(d_loss == 0):.4f}")
 
     fig = plot(values, losses, accuracies, d_loss, d_acc, w0, c, j, len(y))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=100)
-    print(f"wrote {args.out} in {time.perf_counter() - start:.1f} s")
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    print(f"wrote {out} in {time.perf_counter() - start:.1f} s")
     return 0
 
 

@@ -1,20 +1,31 @@
-"""Shared fixtures: the real MNIST folder, a tiny hand-built MNIST, one CPU thread."""
+"""Shared fixtures and helpers: the real MNIST folder, a tiny hand-built MNIST, one CPU thread,
+``losslab-train`` run in this process (fast) or as a process (where a process is the point),
+and small real runs made once per test session and shared between the xdist workers."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import io
 import os
+import shutil
 import subprocess
 import sys
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from filelock import FileLock
 
 # The test machines have 2 shared cores: keep torch to one thread for the whole session.
 torch.set_num_threads(1)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+TESTS = REPO_ROOT / "tests"
 MNIST_RAW_NAMES = (
     "train-images-idx3-ubyte",
     "train-labels-idx1-ubyte",
@@ -33,6 +44,7 @@ REAL_DATA_DIR = _real_data_dir()
 REAL_DATA_PRESENT = all((REAL_DATA_DIR / "MNIST" / "raw" / n).is_file() for n in MNIST_RAW_NAMES)
 if REAL_DATA_PRESENT:  # subprocesses started by tests (losslab-train, ...) inherit it
     os.environ["LOSSLAB_DATA_DIR"] = str(REAL_DATA_DIR)
+os.environ.pop("LOSSLAB_LOG_DIR", None)  # runs go where each test says
 
 
 @pytest.fixture(scope="session")
@@ -74,51 +86,153 @@ def tiny_mnist(tmp_path: Path) -> dict:
     return data
 
 
-# -- real training runs, made once per session (losslab-train in a subprocess) ----------------
+# -- losslab-train, in this process and as a process ---------------------------------------------
+
+
+@dataclass
+class Result:
+    """What a command printed, and its exit status (as ``subprocess.CompletedProcess``)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@contextlib.contextmanager
+def _environment(env: dict[str, str]) -> Iterator[None]:
+    before = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def train(*args: str, cwd: Path, env: dict[str, str] | None = None) -> Result:
+    """``losslab-train ARGS`` run in this process, in ``cwd``: the entry point a console script
+    calls, with the arguments as the shell passes them, its output captured and its exit status
+    returned (a crash: its traceback on stderr, status 1)."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    import losslab.sweep
+    import losslab.train
+
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    argv, cwd_before = sys.argv, os.getcwd()
+    losslab.train.REFUSED.clear()
+    losslab.sweep.FAILED_JOBS.clear()
+    try:
+        os.chdir(cwd)
+        sys.argv = ["losslab-train", *args]
+        with (
+            _environment(env or {}),
+            contextlib.redirect_stdout(out),
+            contextlib.redirect_stderr(err),
+        ):
+            try:
+                losslab.train.entry()
+            except SystemExit as exit_:
+                code = exit_.code if isinstance(exit_.code, int) else 1
+            except Exception:
+                traceback.print_exc(file=err)
+                code = 1
+    finally:
+        sys.argv = argv
+        os.chdir(cwd_before)
+        GlobalHydra.instance().clear()
+        torch.set_num_threads(1)
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+def child_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a child process: this one's, with ``tests/`` added to (never
+    replacing) ``PYTHONPATH``, so the child runs the code under test (a mutated or installed
+    copy included) and finds the test callbacks."""
+    path = [str(TESTS), *[p for p in sys.path if p and (Path(p) / "losslab").is_dir()]]
+    parent = os.environ.get("PYTHONPATH")
+    pythonpath = os.pathsep.join([*path, *([parent] if parent else [])])
+    return {**os.environ, "PYTHONPATH": pythonpath, "OMP_NUM_THREADS": "1", **(env or {})}
+
+
+def command(
+    *cmd: str | Path, cwd: Path, env: dict[str, str] | None = None, timeout: int = 600
+) -> Result:
+    """A command run as a process (the Python of this venv for ``-m`` commands)."""
+    done = subprocess.run(
+        [str(c) for c in cmd],
+        cwd=cwd,
+        env=child_env(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
+def train_process(*args: str, cwd: Path, env: dict[str, str] | None = None) -> Result:
+    """``python -m losslab.train ARGS`` as a process: for what needs one (DDP, a crash that
+    must kill the process, the console script's own behaviour)."""
+    return command(sys.executable, "-m", "losslab.train", *args, cwd=cwd, env=env)
+
+
+def ok(result: Result) -> Result:
+    assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+    return result
+
+
+# -- runs made once per session and shared between the xdist workers ---------------------------
 
 
 @pytest.fixture(scope="session")
-def losslab_train(data_dir: Path, tmp_path_factory: pytest.TempPathFactory):
-    """``losslab_train(*overrides)``: run the ``losslab-train`` console script of this venv in a
-    fresh folder (stray outputs land there) with one thread; fail the test with its output
-    if it exits non-zero. Returns the CompletedProcess."""
-    script = Path(sys.executable).parent / "losslab-train"
-
-    def run(*overrides: str) -> subprocess.CompletedProcess:
-        result = subprocess.run(
-            [str(script), *overrides],
-            cwd=tmp_path_factory.mktemp("train_cwd"),
-            env={**os.environ, "LOSSLAB_DATA_DIR": str(data_dir), "OMP_NUM_THREADS": "1"},
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        if result.returncode != 0:
-            pytest.fail(
-                f"losslab-train {' '.join(overrides)} failed:\n{result.stdout}\n{result.stderr}"
-            )
-        return result
-
-    return run
+def shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder all xdist workers of this session share (one per session without xdist)."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    (root / "shared").mkdir(exist_ok=True)
+    return root / "shared"
 
 
 @pytest.fixture(scope="session")
-def sweep_2x2(losslab_train, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def shared_run(shared_dir: Path, data_dir: Path) -> Callable[..., Path]:
+    """``shared_run(name, *args)``: the folder of ``losslab-train ARGS`` run once per session
+    into ``<shared>/<name>`` (``hydra.run.dir``, or ``hydra.sweep.dir`` with ``-m``), whichever
+    worker asks first; the others wait for it. Read-only for tests: copy to change one."""
+
+    def make(name: str, *args: str, env: dict[str, str] | None = None) -> Path:
+        folder = shared_dir / name
+        with FileLock(str(shared_dir / f"{name}.lock")):
+            if not (shared_dir / f"{name}.done").exists():
+                shutil.rmtree(folder, ignore_errors=True)
+                key = "hydra.sweep.dir" if "-m" in args else "hydra.run.dir"
+                ok(train(*args, f"{key}={folder}", cwd=shared_dir, env=env))
+                (shared_dir / f"{name}.done").touch()
+        return folder
+
+    return make
+
+
+TINY = ("data.train_size=500", "trainer.max_epochs=1", "hydra.callbacks={}")
+
+
+@pytest.fixture(scope="session")
+def sweep_2x2(shared_run) -> Path:
     """A real 2 x 2 sweep (loss=sse,cee x data.batch_size=50,500; 1000 samples, 1 epoch, a
     validation split of 500) with the default Hydra callbacks, so the sweep folder also holds
-    the end-of-sweep report. Job folders: ``loss=sse,data.batch_size=50`` and siblings.
-    Read-only for tests: write reports elsewhere (``report(sweep, out_dir=tmp_path)``)."""
-    sweep = tmp_path_factory.mktemp("sweep_2x2") / "sweep"
-    losslab_train(
+    the end-of-sweep report. Job folders: ``loss=sse,data.batch_size=50`` and siblings."""
+    return shared_run(
+        "sweep_2x2",
         "-m",
         "loss=sse,cee",
         "data.batch_size=50,500",
         "data.train_size=1000",
         "data.val_size=500",
         "trainer.max_epochs=1",
-        f"hydra.sweep.dir={sweep}",
     )
-    return sweep
 
 
 def job_folders(sweep: Path) -> list[str]:
@@ -129,15 +243,16 @@ def job_folders(sweep: Path) -> list[str]:
 
 
 def tree_digest(folder: Path) -> dict[str, str]:
-    """``relative path -> sha256`` of every file under ``folder`` (empty if it is missing)."""
-    import hashlib
-
+    """``relative path -> sha256`` of every file under ``folder`` (links: ``-> target``; empty
+    if the folder is missing)."""
     if not folder.exists():
         return {}
     return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        str(p.relative_to(folder)): (
+            f"-> {os.readlink(p)}" if p.is_symlink() else hashlib.sha256(p.read_bytes()).hexdigest()
+        )
         for p in sorted(folder.rglob("*"))
-        if p.is_file()
+        if p.is_file() or p.is_symlink()
     }
 
 
@@ -148,12 +263,14 @@ def write_run(
     overrides: list[str] | None = None,
 ) -> Path:
     """A run folder as losslab-train leaves it, built by hand: ``curves`` is ``tag -> values at
-    epochs 0, 1, ...`` (``time/epoch`` from epoch 1), ``hparams`` the HPARAMS row (None: the run
-    did not finish), ``overrides`` its ``.hydra/overrides.yaml``."""
+    epochs 0, 1, ...`` (``time/epoch`` from epoch 1) in an event file; ``hparams`` the HPARAMS
+    row (its ``status``, default ok, goes to ``result.json``; None: the run did not end),
+    ``overrides`` its ``.hydra/overrides.yaml``."""
     import yaml
     from torch.utils.tensorboard import SummaryWriter
 
     from losslab import tb
+    from losslab.rundir import RunDir
 
     folder.mkdir(parents=True, exist_ok=True)
     writer = SummaryWriter(str(folder))
@@ -166,7 +283,11 @@ def write_run(
         for summary in tb.session_summaries(hparams, hparams.get("status", "ok")):
             writer.file_writer.add_summary(summary)
     writer.close()
+    run = RunDir(folder)
+    if hparams is not None:
+        epochs = len(curves.get("acc/test", [0])) - 1
+        run.write_result(hparams.get("status", "ok"), epochs, {}, hparams, 1.0)
     if overrides is not None:
-        (folder / ".hydra").mkdir(exist_ok=True)
-        (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+        run.config_file.parent.mkdir(exist_ok=True)
+        run.overrides_file.write_text(yaml.safe_dump(overrides))
     return folder

@@ -7,6 +7,7 @@ image contents are checked against an independent numpy reader of the raw IDX fi
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,7 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-from losslab.data import BatchIndexSampler, MNISTDataModule
+from losslab.batches import BatchIndexSampler
+from losslab.data import BatchIndexSampler as ReexportedSampler
+from losslab.data import MNISTDataModule, corrupt_labels
 
 FIRST_TRAIN_LABELS = [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
 FIRST_TEST_LABELS = [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
@@ -217,6 +220,10 @@ def test_set_epoch_reshuffles_reproducibly(real_dm):
     assert torch.equal(torch.cat(list(loader.sampler)), epoch0)
 
 
+def test_the_sampler_lives_in_batches_and_data_re_exports_it():
+    assert ReexportedSampler is BatchIndexSampler
+
+
 def test_every_seed_and_epoch_gets_its_own_shuffle():
     orders = set()
     for seed in (0, 1, 2, 12345):
@@ -335,21 +342,41 @@ def test_ddp_train_batch_size_must_divide_among_ranks(tiny_mnist):
 # -- configuration errors -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("batch_size", [0, -1])
-def test_non_positive_batch_size_is_rejected(batch_size, tmp_path):
-    with pytest.raises(ValueError, match=r"data\.batch_size"):
-        MNISTDataModule(tmp_path, batch_size=batch_size)
-
-
-def test_negative_val_size_is_rejected(tmp_path):
-    with pytest.raises(ValueError, match=r"data\.val_size"):
-        MNISTDataModule(tmp_path, val_size=-1)
-
-
-@pytest.mark.parametrize(("train_size", "val_size"), [(60001, 0), (59000, 5000)])
-def test_train_size_beyond_the_available_images_is_rejected(train_size, val_size, tmp_path):
-    with pytest.raises(ValueError, match=r"data\.train_size"):
-        MNISTDataModule(tmp_path, train_size=train_size, val_size=val_size)
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"batch_size": 0}, "batch_size must be a positive integer, got 0"),
+        ({"batch_size": -1}, "batch_size must be a positive integer, got -1"),
+        ({"batch_size": 2.5}, "batch_size must be a positive integer, got 2.5"),
+        ({"batch_size": True}, "batch_size must be a positive integer, got True"),
+        ({"eval_batch_size": 0}, "eval_batch_size must be a positive integer, got 0"),
+        ({"steps_per_call": 0}, "steps_per_call must be a positive integer, got 0"),
+        ({"val_size": -1}, "val_size must be an integer in [0, 60000), got -1"),
+        ({"val_size": 60000}, "val_size must be an integer in [0, 60000), got 60000"),
+        ({"val_size": True}, "val_size must be an integer in [0, 60000), got True"),
+        ({"train_size": 0}, "train_size must be a positive integer, got 0"),
+        (
+            {"train_size": 60001},
+            "train_size must be at most the 60000 training images left (60000 minus val_size=0), "
+            "got 60001",
+        ),
+        (
+            {"train_size": 59000, "val_size": 5000},
+            "train_size must be at most the 55000 training images left (60000 minus "
+            "val_size=5000), got 59000",
+        ),
+        ({"label_noise": 1.0}, "label_noise must be a probability in [0, 1)"),
+        ({"label_noise": -0.1}, "label_noise must be a probability in [0, 1)"),
+        ({"label_noise": math.nan}, "label_noise must be a probability in [0, 1)"),
+        ({"noise_seed": -1}, "noise_seed must be an integer in [0, 2**63), got -1"),
+        ({"noise_seed": 1.5}, "noise_seed must be an integer in [0, 2**63), got 1.5"),
+    ],
+)
+def test_constructor_errors_name_the_argument_first(arguments, message, tmp_path):
+    """The library names its own argument (as torch does); losslab-train prefixes the config
+    group (``data.batch_size must be ...``)."""
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}"):
+        MNISTDataModule(tmp_path, **arguments)
 
 
 @pytest.mark.parametrize(
@@ -429,6 +456,126 @@ def test_images_and_labels_of_different_counts_are_rejected(tiny_mnist):
     assert "train-images-idx3-ubyte" in str(info.value)
 
 
+@pytest.mark.parametrize("step", ["check_files", "prepare_data", "setup"])
+@pytest.mark.parametrize("name", ["train-labels-idx1-ubyte", "t10k-labels-idx1-ubyte"])
+def test_a_label_outside_the_ten_classes_is_refused_naming_the_file_and_the_label(
+    tiny_mnist, name, step
+):
+    """A right-sized label file with a label 200: torchvision would load it, and the loss would
+    fail later (an IndexError on the CPU, a device-side assert on a GPU), far from the cause."""
+    path = tiny_mnist["raw"] / name
+    data = bytearray(path.read_bytes())
+    data[8 + 7] = 200  # the label at index 7, after the 8-byte header
+    path.write_bytes(bytes(data))
+    dm = MNISTDataModule(tiny_mnist["root"], download=False)
+    with pytest.raises(RuntimeError) as info:
+        getattr(dm, step)()
+    message = str(info.value)
+    assert "\n" not in message  # one message, on one line
+    assert str(path) in message
+    assert "the label at index 7 is 200" in message
+    assert "class indices 0 to 9" in message
+    assert not dm.splits
+
+
+def test_labels_0_to_9_pass_the_label_check(tiny_mnist):
+    path = tiny_mnist["raw"] / "train-labels-idx1-ubyte"
+    data = bytearray(path.read_bytes())
+    data[8:18] = bytes(range(10))[::-1]  # 9 ... 0: both ends of the allowed range
+    path.write_bytes(bytes(data))
+    assert MNISTDataModule(tiny_mnist["root"], download=False).check_files() == []
+
+
+def test_check_files_lists_the_missing_files_it_may_download(tiny_mnist):
+    (tiny_mnist["raw"] / "t10k-images-idx3-ubyte").unlink()
+    assert MNISTDataModule(tiny_mnist["root"], download=True).check_files() == [
+        "t10k-images-idx3-ubyte"
+    ]
+
+
+# -- label noise --------------------------------------------------------------------------------
+
+
+def test_corrupt_labels_flips_about_p_to_another_class_and_the_flips_nest():
+    y = torch.arange(10).repeat(3000)
+    low, high = corrupt_labels(y, 0.1, seed=4), corrupt_labels(y, 0.3, seed=4)
+    for p, noisy in ((0.1, low), (0.3, high)):
+        flipped = noisy != y
+        assert abs(flipped.float().mean().item() - p) < 4 * math.sqrt(p * (1 - p) / len(y))
+        # each of the 9 other classes about equally often (a flip never gives the label back)
+        shifts = torch.bincount((noisy[flipped] - y[flipped]) % 10, minlength=10).tolist()
+        assert shifts[0] == 0
+        assert all(abs(n / sum(shifts) - 1 / 9) < 0.03 for n in shifts[1:])
+    # the labels flipped at p = 0.1 are flipped at p = 0.3, to the same wrong class
+    assert torch.equal(high[low != y], low[low != y])
+    assert torch.equal(corrupt_labels(y, 0.0, seed=4), y)
+    assert not torch.equal(corrupt_labels(y, 0.3, seed=5), high)  # the noise seed matters
+
+
+def noisy_dm(root: Path, **kwargs) -> MNISTDataModule:
+    return make_dm(root, batch_size=8, eval_batch_size=16, label_noise=0.5, **kwargs)
+
+
+def file_positions(images: torch.Tensor, tiny: dict) -> list[int]:
+    where = {img.tobytes(): i for i, img in enumerate(tiny["train_images"])}
+    return [where[img.tobytes()] for img in images.squeeze(1).numpy()]
+
+
+def test_label_noise_corrupts_train_and_val_and_the_train_evaluation_yields_the_true_labels(
+    tiny_mnist,
+):
+    dm = noisy_dm(tiny_mnist["root"], val_size=10)
+    true_of = tiny_mnist["train_labels"]
+    batches = list(dm.eval_dataloader("train"))
+    assert {len(b) for b in batches} == {3}  # (images, noisy labels, true labels)
+    x, y, true_y = (torch.cat(parts) for parts in zip(*batches, strict=True))
+    assert true_y.tolist() == true_of[file_positions(x, tiny_mnist)].tolist()
+    assert 0 < (y != true_y).sum() < len(y)
+    # training batches carry the noisy labels only
+    train = {
+        file_positions(bx, tiny_mnist)[i]: int(by[i])
+        for bx, by in dm.train_dataloader()
+        for i in range(len(by))
+    }
+    assert [train[p] for p in file_positions(x, tiny_mnist)] == y.tolist()
+    # the validation split is as noisy, without its true labels; the test split is clean
+    vx, vy = collect(dm.eval_dataloader("val"))
+    assert (vy != torch.from_numpy(true_of[file_positions(vx, tiny_mnist)])).any()
+    _, ty = collect(dm.test_dataloader())
+    assert ty.tolist() == tiny_mnist["test_labels"].tolist()
+    # scaling passes every label tensor through unchanged
+    scaled = dm.on_after_batch_transfer(batches[0], 0)
+    assert len(scaled) == 3
+    assert scaled[0].dtype == torch.float32
+    assert torch.equal(scaled[1], batches[0][1])
+    assert torch.equal(scaled[2], batches[0][2])
+
+
+def test_the_flips_depend_on_the_noise_seed_alone_and_the_subset_on_the_seed_alone(tiny_mnist):
+    def labels_by_image(dm: MNISTDataModule) -> dict[int, int]:
+        x, y, _ = (torch.cat(p) for p in zip(*dm.eval_dataloader("train"), strict=True))
+        return dict(zip(file_positions(x, tiny_mnist), y.tolist(), strict=True))
+
+    a = labels_by_image(noisy_dm(tiny_mnist["root"], seed=0))
+    b = labels_by_image(noisy_dm(tiny_mnist["root"], seed=1))
+    assert a == b  # same wrong labels on the same images, whatever the run's seed
+    c = labels_by_image(noisy_dm(tiny_mnist["root"], seed=0, noise_seed=1))
+    assert a != c
+    # a subset holds the same images at every noise rate (balanced over the true classes)
+    clean = make_dm(tiny_mnist["root"], train_size=20)
+    noisy = noisy_dm(tiny_mnist["root"], train_size=20)
+    clean_x, clean_y = collect(clean.eval_dataloader("train"))
+    noisy_x = torch.cat([b[0] for b in noisy.eval_dataloader("train")])
+    assert torch.equal(clean_x, noisy_x)
+    assert torch.bincount(clean_y, minlength=10).tolist() == [2] * 10
+
+
+def test_without_label_noise_batches_hold_no_true_labels(tiny_mnist):
+    dm = make_dm(tiny_mnist["root"], batch_size=8, eval_batch_size=16)
+    assert dm.true_labels == {}
+    assert {len(b) for b in dm.eval_dataloader("train")} == {2}
+
+
 # -- a tiny hand-built dataset through torchvision -----------------------------------------------
 
 
@@ -443,6 +590,24 @@ def test_tiny_idx_files_round_trip_through_torchvision(tiny_mnist):
         scaled, _ = dm.on_after_batch_transfer((x, y), 0)
         expected = torch.from_numpy(tiny_mnist[f"{split}_images"]).unsqueeze(1).double() / 255
         torch.testing.assert_close(scaled.double(), expected, rtol=0, atol=1e-7)
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_scale_returns_new_float32_images_and_never_writes_into_the_callers(normalize, tmp_path):
+    dm = MNISTDataModule(tmp_path, normalize=normalize)
+    pixels = torch.tensor([[0, 128, 255]], dtype=torch.uint8)
+    y, true_y = torch.tensor([3]), torch.tensor([4])
+    x, y_out, true_out = dm.scale(pixels, y, true_y)
+    expected = pixels.double() / 255
+    if normalize:
+        expected = (expected - 0.1307) / 0.3081
+    torch.testing.assert_close(x.double(), expected, rtol=0, atol=1e-6)
+    assert x.dtype == torch.float32
+    assert (y_out, true_out) == (y, true_y)  # the label tensors themselves, untouched
+    floats = pixels.float()  # images that are float32 already: still a new tensor
+    before = floats.clone()
+    dm.scale(floats)
+    assert torch.equal(floats, before)
 
 
 def test_tiny_train_loader_yields_every_image_once_with_its_label(tiny_mnist):

@@ -1,31 +1,42 @@
-"""The Classifier's metric code, in process and fast: every epoch metric against an independent
-computation (torch's functions, torchmetrics' functional API, values worked out by hand), the
-HPARAMS metrics chosen by validation, the divergence stop, and what the loss is fed."""
+"""The Classifier, in process and fast: every epoch metric against an independent computation
+(torch's functions, torchmetrics' functional API), the HPARAMS metrics chosen by validation, the
+divergence stop (a non-finite batch loss, a non-finite epoch metric), what the loss is fed, and
+checkpoints that rebuild the module alone from plain configs."""
 
 from __future__ import annotations
 
+import functools
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
+import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torchmetrics.functional.classification import multiclass_calibration_error
 
 from losslab import CEELoss, SSELoss
-from losslab.metrics import ReliabilityBins, objective
+from losslab.data import MNISTDataModule
+from losslab.errors import UsageError
+from losslab.metrics import objective
 from losslab.models import MLP
-from losslab.module import Classifier
+from losslab.module import Classifier, make, read_checkpoint
 
 
-def classifier(loss=None, **kwargs) -> Classifier:
-    return Classifier(MLP(hidden=(8,)), loss or CEELoss(), optimizer=lambda p: None, **kwargs)
+def classifier(loss=None, net=None, **kwargs) -> Classifier:
+    """A Classifier whose net is the identity by default: its inputs are its logits."""
+    return Classifier(net or nn.Identity(), loss or CEELoss(), optimizer=lambda p: None, **kwargs)
 
 
 @pytest.fixture
 def outputs() -> tuple[torch.Tensor, torch.Tensor]:
     torch.manual_seed(0)
     return torch.randn(300, 10) * 3, torch.randint(0, 10, (300,))
+
+
+# -- epoch metrics ------------------------------------------------------------------------------
 
 
 def test_epoch_metrics_equal_independent_computations(outputs):
@@ -56,6 +67,19 @@ def test_epoch_metrics_equal_independent_computations(outputs):
     )
 
 
+def test_update_metrics_takes_the_inputs_and_runs_the_net():
+    torch.manual_seed(0)
+    net = MLP(hidden=(8,))
+    x, y = torch.randn(40, 1, 28, 28), torch.randint(0, 10, (40,))
+    module = classifier(net=net)
+    module._update_metrics("val", x, y)
+    by_inputs = module._compute("val")
+    reference = classifier()  # identity net: fed the logits themselves
+    reference._update_metrics("val", net(x), y)
+    expected = reference._compute("val")
+    assert {k: v.item() for k, v in by_inputs.items()} == {k: v.item() for k, v in expected.items()}
+
+
 def test_the_training_loss_is_what_loss_says_and_nll_stays_plain(outputs):
     logits, y = outputs
     module = classifier(CEELoss(label_smoothing=0.2))
@@ -67,36 +91,25 @@ def test_the_training_loss_is_what_loss_says_and_nll_stays_plain(outputs):
     assert values["nll/val"].item() == pytest.approx(F.cross_entropy(logits, y).item(), rel=1e-6)
 
 
-def test_reliability_bins_by_hand():
-    # confidences 0.95 (right), 0.95 (wrong), 1.0 (right: the last bin), 0.5 (right, bin 7 of 15)
-    probs = torch.tensor([[0.95, 0.05], [0.95, 0.05], [1.0, 0.0], [0.5, 0.5]])
-    target = torch.tensor([0, 1, 0, 0])
-    bins = ReliabilityBins(n_bins=15)
-    bins.update(probs, target)
-    out = bins.compute()
-    assert out["count"][14] == 3
-    assert out["accuracy"][14] == pytest.approx(2 / 3)
-    assert out["confidence"][14] == pytest.approx((0.95 + 0.95 + 1.0) / 3)
-    assert out["count"][7] == 1  # 0.5 * 15 = 7.5: bin [7/15, 8/15)
-    assert (out["accuracy"][7], out["confidence"][7]) == (1.0, 0.5)  # a bin of one sample
-    assert sum(out["count"]) == 4
-
-
-def test_a_confidence_on_a_bin_edge_goes_to_the_bin_above_as_in_torchmetrics():
-    edges = torch.linspace(0, 1, 16)
-    confidence = edges[8:15]  # 8/15 ... 14/15, each exactly on an inner edge
-    probs = torch.stack([confidence, 1 - confidence], dim=1)
-    target = torch.zeros(len(confidence), dtype=torch.long)
-    bins = ReliabilityBins(n_bins=15)
-    bins.update(probs, target)
-    assert bins.compute()["count"] == [0.0] * 8 + [1.0] * 7
-    ece = multiclass_calibration_error(probs, target, num_classes=2, n_bins=15, norm="l1")
-    out = bins.compute()
-    mine = sum(
-        n * abs(a - c)
-        for n, a, c in zip(out["count"], out["accuracy"], out["confidence"], strict=True)
+def test_a_noisy_split_batch_also_measures_the_true_labels(outputs):
+    logits, y = outputs
+    true_y = y.clone()
+    true_y[:30] = (y[:30] + 1) % 10  # 30 flipped labels
+    module = classifier()
+    module._splits = ["train"]
+    module.validation_step((logits, y, true_y), batch_idx=0, dataloader_idx=0)
+    values = module._compute("train")
+    prediction = logits.argmax(1)
+    assert values["acc/train"].item() == pytest.approx((prediction == y).float().mean().item())
+    assert values["acc/train_true"].item() == pytest.approx(
+        (prediction == true_y).float().mean().item()
     )
-    assert mine / len(target) == pytest.approx(ece.item(), abs=1e-6)
+    assert values["memo/train"].item() == pytest.approx(
+        (prediction[:30] == y[:30]).float().mean().item()
+    )
+
+
+# -- HPARAMS metrics and the sweeper's objective ------------------------------------------------
 
 
 def history(with_val: bool) -> list[dict]:
@@ -135,18 +148,32 @@ def test_final_metrics_put_the_selection_metric_first():
     assert metrics["hp/best_test_acc"] == 0.95
 
 
+def test_a_sweeper_is_given_validation_accuracy_and_never_test_accuracy():
+    assert objective(history(with_val=True)) == 0.85
+    assert math.isnan(objective(history(with_val=False)))  # test (0.95) is not offered instead
+    assert math.isnan(objective([]))
+
+
+# -- divergence ---------------------------------------------------------------------------------
+
+
 def attach(module: Classifier, log_every: int = 5) -> SimpleNamespace:
-    """A stand-in trainer with just what ``_after_step`` reads."""
+    """A stand-in trainer with just what ``_after_step`` and ``on_validation_epoch_end`` read."""
     logged = []
-    logger = SimpleNamespace(log_metrics=lambda m, step: logged.append((step, m["batch/loss"])))
+    logger = SimpleNamespace(log_metrics=lambda m, step: logged.append((step, m)))
     trainer = SimpleNamespace(
         global_step=0,
+        current_epoch=0,
         log_every_n_steps=log_every,
         world_size=1,
         should_stop=False,
+        sanity_checking=False,
+        num_sanity_val_steps=float("inf"),
+        optimizers=[torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.1)],
         loggers=[logger],
     )
     module._trainer = trainer
+    module.log_dict = lambda *args, **kwargs: None  # Lightning's own logging is not tested here
     return SimpleNamespace(trainer=trainer, logged=logged)
 
 
@@ -155,13 +182,80 @@ def test_the_first_non_finite_loss_stops_training_on_any_step():
     fake = attach(module)
     for step, value in enumerate([2.0, 1.5, 1.2, math.inf, 1.0], start=1):
         fake.trainer.global_step = step
-        stop = module._after_step(torch.tensor(value))
+        if math.isinf(value):
+            with pytest.warns(UserWarning, match=r"diverged \(batch/loss=inf at step 4\)"):
+                stop = module._after_step(torch.tensor(value))
+        else:
+            stop = module._after_step(torch.tensor(value))
         if stop:
             break
     assert step == 4  # not a logged step (1, 6, ...): checked anyway
     assert module.status == "diverged"
     assert fake.trainer.should_stop is True
-    assert fake.logged == [(1, 2.0)]
+    assert fake.logged == [(1, {"batch/loss": 2.0})]
+
+
+def end_epoch(module: Classifier, outputs, broken: str | None) -> SimpleNamespace:
+    """One evaluation of splits train, val, test (the same outputs each), then the epoch's end;
+    ``broken`` (``kind/split``) is made non-finite in that split's batch."""
+    logits, y = outputs
+    fake = attach(module)
+    fake.trainer.current_epoch = 2
+    module.on_train_epoch_start()
+    # Lightning steps an epoch-interval scheduler after the last batch, before the evaluation
+    fake.trainer.optimizers[0].param_groups[0]["lr"] = 0.05
+    module._splits = ["train", "val", "test"]
+    for split in module._splits:
+        batch_logits, loss = logits.clone(), F.cross_entropy(logits, y)
+        if broken == f"loss/{split}":
+            loss = torch.tensor(math.inf if split == "train" else math.nan)
+        elif broken == f"nll/{split}":
+            batch_logits[0, y[0]] = -math.inf  # the target's probability is 0: log 0
+        elif broken == f"ece/{split}":
+            batch_logits[0] = math.nan
+            loss = F.cross_entropy(batch_logits, y)
+        module.eval_metrics.update(split, batch_logits, y, loss)
+    module.on_validation_epoch_end()
+    return fake
+
+
+@pytest.mark.parametrize("broken", ["loss/train", "loss/val", "nll/test", "ece/val"])
+def test_any_non_finite_epoch_metric_marks_the_run_diverged_and_stops_it(broken, outputs):
+    module = classifier()
+    with pytest.warns(UserWarning, match="diverged"):
+        fake = end_epoch(module, outputs, broken)
+    assert module.status == "diverged"
+    assert fake.trainer.should_stop is True
+    last = module.history[-1]
+    assert last["epoch"] == 3
+    assert not math.isfinite(last[broken])
+    assert fake.logged[-1][0] == 3  # the curves still get the epoch, non-finite value included
+
+
+def test_finite_epoch_metrics_log_the_epoch_and_its_lr_and_do_not_stop(outputs):
+    module = classifier()
+    fake = end_epoch(module, outputs, broken=None)
+    assert (module.status, fake.trainer.should_stop) == ("ok", False)
+    step, values = fake.logged[-1]
+    assert step == 3
+    assert values["lr"] == 0.1  # the lr the epoch trained with, not the next epoch's
+    assert values["gap/acc"] == 0.0  # train and test saw the same outputs
+    assert {"time/epoch", "acc/train", "loss/val", "ece/test"} <= set(values)
+
+
+def test_an_undefined_memorization_is_not_a_divergence(outputs):
+    logits, y = outputs
+    module = classifier()
+    fake = attach(module)
+    module.on_train_epoch_start()
+    module._splits = ["train"]
+    module.eval_metrics.update("train", logits, y, F.cross_entropy(logits, y), y)  # no flips
+    module.on_validation_epoch_end()
+    assert math.isnan(module.history[-1]["memo/train"])
+    assert (module.status, fake.trainer.should_stop) == ("ok", False)
+
+
+# -- what the loss is fed, and the arguments ----------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -170,6 +264,7 @@ def test_the_first_non_finite_loss_stops_training_on_any_step():
         (CEELoss(), "auto", "logits"),
         (CEELoss(from_logits=False), "auto", "probabilities"),
         (SSELoss(from_logits=False), "logits", "logits"),
+        (SSELoss(from_logits=False), "probabilities", "probabilities"),
         (SSELoss(), "auto", "logits"),
     ],
 )
@@ -181,15 +276,106 @@ def test_what_the_loss_is_fed(loss, loss_input, fed, outputs):
 
 
 def test_bad_module_arguments_are_refused_by_name():
-    with pytest.raises(ValueError, match=r"loss\.input"):
+    with pytest.raises(ValueError, match=r"^loss_input must be one of .*'raw'"):
         classifier(loss_input="raw")
-    with pytest.raises(ValueError, match="steps_per_call"):
+    with pytest.raises(ValueError, match=r"^steps_per_call must be a positive integer, got 0"):
         classifier(steps_per_call=0)
-    with pytest.raises(ValueError, match="scheduler_interval"):
+    with pytest.raises(ValueError, match=r"^scheduler_interval must be .*'batch'"):
         classifier(scheduler_interval="batch")
 
 
-def test_a_sweeper_is_given_validation_accuracy_and_never_test_accuracy():
-    assert objective(history(with_val=True)) == 0.85
-    assert math.isnan(objective(history(with_val=False)))  # test (0.95) is not offered instead
-    assert math.isnan(objective([]))
+@pytest.mark.parametrize(
+    ("loss", "loss_input", "why"),
+    [
+        (SSELoss(), "probabilities", "softmax twice"),
+        (CEELoss(), "probabilities", "softmax twice"),
+        (CEELoss(from_logits=False), "logits", "log of raw outputs"),
+        ({"_target_": "losslab.losses.CEELoss", "from_logits": False}, "logits", "log of raw"),
+    ],
+)
+def test_a_loss_input_that_contradicts_the_loss_is_refused(loss, loss_input, why):
+    with pytest.raises(ValueError, match=rf"^loss_input='{loss_input}' .*{why}"):
+        classifier(loss, loss_input=loss_input)
+
+
+# -- plain configs and checkpoints ---------------------------------------------------------------
+
+NET = {"_target_": "losslab.models.MLP", "hidden": [8]}
+LOSS = {"_target_": "losslab.losses.CEELoss"}
+SGD = {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1}
+STEP_LR = {"_target_": "torch.optim.lr_scheduler.StepLR", "_partial_": True, "step_size": 1}
+
+
+def test_make_builds_what_a_plain_config_describes():
+    net = make(NET)
+    assert isinstance(net, MLP)
+    assert net(torch.zeros(2, 784)).shape == (2, 10)
+    optimizer = make(SGD)
+    assert isinstance(optimizer, functools.partial)
+    assert optimizer(net.parameters()).param_groups[0]["lr"] == 0.1
+    loss = CEELoss()
+    assert make(loss) is loss  # an object is passed through
+    assert make(None) is None
+    with pytest.raises(ValueError, match=r"_target_.*\['hidden'\]"):
+        make({"hidden": [8]})
+
+
+def test_parts_given_as_objects_are_not_saved_as_hyperparameters():
+    assert "net" not in classifier().hparams
+    assert Classifier(NET, LOSS, SGD).hparams["net"] == NET
+
+
+@pytest.mark.parametrize("steps_per_call", [1, 2])
+def test_a_checkpoint_of_plain_configs_rebuilds_the_module_alone(
+    steps_per_call, tiny_mnist, tmp_path
+):
+    torch.manual_seed(0)
+    module = Classifier(NET, LOSS, SGD, {**STEP_LR, "gamma": 0.5}, steps_per_call=steps_per_call)
+    dm = MNISTDataModule(
+        tiny_mnist["root"],
+        download=False,
+        batch_size=10,
+        eval_batch_size=16,
+        steps_per_call=steps_per_call,
+    )
+    trainer = L.Trainer(
+        max_epochs=2,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=-1,  # epoch 0: the untrained model
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(module, datamodule=dm)
+    path = tmp_path / "model.ckpt"
+    trainer.save_checkpoint(path)
+
+    contents = torch.load(path, map_location="cpu", weights_only=True)  # plain data only
+    assert contents["hyper_parameters"]["net"] == NET
+    loaded = Classifier.load_from_checkpoint(path)  # no other argument
+    x, _ = dm.scale(*dm.splits["test"])
+    module.eval()
+    loaded.eval()
+    with torch.no_grad():
+        assert torch.equal(loaded(x), module(x))
+    assert loaded.history == module.history
+    assert loaded.status == "ok"
+    assert [h["epoch"] for h in loaded.history] == [0, 1, 2]
+    # the lr each epoch trained with (epoch 0: the initial one), halved after each epoch
+    assert [h["lr"] for h in loaded.history] == [0.1, 0.1, 0.05]
+    assert read_checkpoint(path, "ckpt_path")["state_dict"].keys() == module.state_dict().keys()
+
+
+def test_read_checkpoint_refuses_what_is_not_a_checkpoint_naming_the_key(tmp_path: Path):
+    with pytest.raises(UsageError, match=r"^init_from=.*missing\.ckpt: no such checkpoint file"):
+        read_checkpoint(tmp_path / "missing.ckpt", "init_from")
+    garbage = tmp_path / "garbage.ckpt"
+    garbage.write_bytes(b"not a checkpoint\n" * 10)
+    with pytest.raises(UsageError, match=r"^ckpt_path=.*garbage\.ckpt: not a checkpoint torch"):
+        read_checkpoint(garbage, "ckpt_path")
+    weights = tmp_path / "weights.pt"
+    torch.save(MLP(hidden=(8,)).state_dict(), weights)  # a state_dict, not a Lightning checkpoint
+    with pytest.raises(UsageError, match=r"^ckpt_path=.*weights\.pt: not a Lightning checkpoint"):
+        read_checkpoint(weights, "ckpt_path")

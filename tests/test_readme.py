@@ -3,13 +3,12 @@ commands that name a log folder write exactly there."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import ok
+from conftest import train as train_in_process
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
@@ -26,7 +25,7 @@ def test_every_make_target_in_the_readme_exists():
 
 def test_every_file_path_in_the_readme_exists():
     paths = set(PATH_PATTERN.findall(README))
-    assert {"src/losslab/losses.py", "scripts/check_losses.py"} <= paths
+    assert {"src/losslab/losses", "src/losslab/rundir.py", "scripts/check_losses.py"} <= paths
     missing = sorted(p for p in paths if not (REPO / p).exists())
     assert missing == []
 
@@ -43,7 +42,16 @@ def test_the_use_the_losses_snippet_runs(capsys):
 
 
 @pytest.mark.parametrize(
-    "name", ["book_ch4", "loss_vs_batch", "overfit", "study_tune", "study_final"]
+    "name",
+    [
+        "book_ch4",
+        "loss_vs_batch",
+        "overfit",
+        "study_tune",
+        "study_final",
+        "noise_tune",
+        "noise_final",
+    ],
 )
 def test_every_experiment_named_in_the_readme_exists(name):
     assert f"experiment={name}" in README or f"experiment/{name}.yaml" in README
@@ -53,17 +61,8 @@ def test_every_experiment_named_in_the_readme_exists(name):
 TINY = ["trainer.max_epochs=1", "data.train_size=200"]
 
 
-def train(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [sys.executable, "-m", "losslab.train", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=os.environ,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result
+def train(*args: str, cwd: Path):
+    return ok(train_in_process(*args, cwd=cwd))
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@ session) and on runs built by hand so that each rule gives a different answer wh
 from __future__ import annotations
 
 import csv
+import json
 import math
 import struct
 import subprocess
@@ -16,7 +17,11 @@ from conftest import job_folders, write_run
 from scipy import stats
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from losslab.report import COLUMNS, main, mean_ci, report, summarize
+from losslab.report import main, report
+from losslab.rundir import RunDir
+from losslab.runs import COLUMNS
+from losslab.stats import summarize
+from losslab.tables import markdown_table, mean_ci
 
 REPORT_SCRIPT = Path(sys.executable).parent / "losslab-report"
 
@@ -88,6 +93,9 @@ def test_the_best_run_and_best_epoch_follow_validation_not_test(tmp_path):
     rows = report(tmp_path, out_dir=tmp_path / "out")
     assert [(r["run"], r["best"]) for r in rows] == [("a", "*"), ("b", "")]
     assert (rows[0]["best_epoch"], rows[0]["best_acc"]) == (1, pytest.approx(0.92))
+    # what the choice is worth: test at the epoch validation chose, not test's own best (0.80)
+    assert rows[0]["test_at_best"] == pytest.approx(0.7)
+    assert (rows[1]["best_epoch"], rows[1]["test_at_best"]) == (2, pytest.approx(0.95))
     markdown = (tmp_path / "out" / "summary.md").read_text()
     assert "validation" in markdown
     assert "not a fair selection" not in markdown
@@ -100,6 +108,7 @@ def test_without_a_validation_split_the_ranking_is_by_test_and_says_it_is_not_fa
     rows = report(tmp_path, out_dir=tmp_path / "out")
     assert [r["run"] for r in rows] == ["a", "b"]
     assert rows[0]["best"] == "*"
+    assert (rows[0]["best_epoch"], rows[0]["test_at_best"]) == (1, pytest.approx(0.90))
     assert "not a fair selection" in (tmp_path / "out" / "summary.md").read_text()
 
 
@@ -340,8 +349,18 @@ def test_diverged_incomplete_and_failed_runs_come_last_whatever_their_accuracy(
 # -- cases mutation testing found untested (make mutate) ----------------------------------------
 
 
-def test_a_row_takes_loss_batch_size_lr_and_seed_from_the_hparams(tmp_path: Path) -> None:
-    write_run(tmp_path / "sweep" / "a", curves([0.1, 0.5], test=[0.1, 0.5]), hp("sse", 32, 1e-5, 4))
+@pytest.mark.parametrize(
+    ("noise", "line"),
+    [
+        (None, "| sweep/a | sse  |         32 | 1e-05 |    4 |"),  # no column without noise
+        (0.2, "| sweep/a | sse  |         32 | 1e-05 |         0.2 |    4 |"),
+    ],
+)
+def test_a_row_takes_loss_batch_size_lr_seed_and_label_noise_from_the_hparams(
+    noise, line, tmp_path: Path
+) -> None:
+    hparams = hp("sse", 32, 1e-5, 4) | ({"label_noise": noise} if noise is not None else {})
+    write_run(tmp_path / "sweep" / "a", curves([0.1, 0.5], test=[0.1, 0.5]), hparams)
     (row,) = report(tmp_path, out_dir=tmp_path / "out")
     assert (row["run"], row["loss"], row["batch_size"], row["lr"], row["seed"]) == (
         "sweep/a",
@@ -350,34 +369,63 @@ def test_a_row_takes_loss_batch_size_lr_and_seed_from_the_hparams(tmp_path: Path
         1e-5,
         4,
     )
+    assert row["label_noise"] == noise
     markdown = (tmp_path / "out" / "summary.md").read_text()
-    assert "| sweep/a | sse  |         32 | 1e-05 |    4 |" in markdown
+    assert line in markdown
 
 
 def test_an_unfinished_run_takes_them_from_its_hydra_files(tmp_path: Path) -> None:
-    """A run killed before its first event file: only .hydra/ was written."""
-    hydra = tmp_path / "killed" / ".hydra"
-    hydra.mkdir(parents=True)
-    (hydra / "hydra.yaml").write_text("hydra:\n  runtime:\n    choices:\n      loss: sse_logits\n")
-    (hydra / "config.yaml").write_text(
-        "seed: 3\ndata:\n  batch_size: 256\noptimizer:\n  lr: 0.03\n"
+    """A run killed before its first event file: only .hydra/ was written (by RunDir, as
+    losslab-train writes it at the start)."""
+    resolved = {
+        "seed": 3,
+        "data": {"batch_size": 256, "label_noise": 0.2},
+        "optimizer": {"lr": 0.03},
+    }
+    RunDir(tmp_path / "killed").write_config(
+        config_yaml="seed: 3\n",  # as composed: interpolations kept, not read for the row
+        resolved=resolved,
+        hydra_yaml="hydra:\n  runtime:\n    choices:\n      loss: sse_logits\n",
+        overrides=["loss=sse_logits"],
     )
     (row,) = report(tmp_path / "killed", out_dir=tmp_path / "out")
-    assert (row["loss"], row["batch_size"], row["lr"], row["seed"]) == ("sse_logits", 256, 0.03, 3)
+    assert (row["loss"], row["batch_size"], row["lr"], row["seed"], row["label_noise"]) == (
+        "sse_logits",
+        256,
+        0.03,
+        3,
+        0.2,
+    )
     assert (row["status"], row["epochs"], row["best"]) == ("incomplete", None, "")
 
 
-@pytest.mark.parametrize("tag", ["loss/train", "loss/val", "batch/loss"])
-def test_any_non_finite_loss_marks_a_run_diverged(tag: str, tmp_path: Path) -> None:
-    c = curves([0.1, 0.5], test=[0.1, 0.5], val=[0.1, 0.5])
-    c[tag] = [2.3, math.inf]
-    write_run(tmp_path / "a", c, {"loss": "cee"})  # its HPARAMS say nothing of a status
-    write_run(tmp_path / "b", curves([0.1, 0.4], test=[0.1, 0.4], val=[0.1, 0.4]), {"loss": "cee"})
+def test_the_status_is_the_one_the_run_wrote_and_the_report_never_judges_curves(
+    tmp_path: Path,
+) -> None:
+    """The status has one owner: the run's result.json, read through RunDir (the Classifier
+    marks a non-finite epoch metric diverged: tests/test_module.py). A non-finite curve in a run
+    that says ok stays ok; a diverged run with finite curves stays diverged."""
+    broken = curves([0.1, 0.6], test=[0.1, 0.6], val=[0.1, 0.6])
+    broken["loss/train"] = [2.3, math.inf]
+    broken["batch/loss"] = [2.3, math.nan]
+    write_run(tmp_path / "inf_ok", broken, hp(status="ok"))
+    write_run(tmp_path / "inf_diverged", broken, hp(status="diverged"))
+    finite = curves([0.1, 0.9], test=[0.1, 0.9], val=[0.1, 0.9])
+    write_run(tmp_path / "finite_diverged", finite, hp(status="diverged"))
+    write_run(tmp_path / "finite_ok", curves([0.1, 0.4], test=[0.1, 0.4], val=[0.1, 0.4]), hp())
     rows = report(tmp_path, out_dir=tmp_path / "out")
     assert [(r["run"], r["status"], r["best"]) for r in rows] == [
-        ("b", "ok", "*"),
-        ("a", "diverged", ""),
+        ("inf_ok", "ok", "*"),
+        ("finite_ok", "ok", ""),
+        ("finite_diverged", "diverged", ""),  # whatever its accuracy
+        ("inf_diverged", "diverged", ""),
     ]
+    for row in rows:
+        assert row["status"] == RunDir(tmp_path / row["run"]).status()
+        assert (
+            row["status"]
+            == json.loads((tmp_path / row["run"] / "result.json").read_text())["status"]
+        )
 
 
 def test_an_error_line_with_a_pipe_stays_one_markdown_cell(tmp_path: Path) -> None:
@@ -415,8 +463,6 @@ def test_runs_that_differ_in_nothing_but_seed_form_one_group_named_defaults(tmp_
 
 
 def test_markdown_table_aligns_text_left_and_numbers_right() -> None:
-    from losslab.report import markdown_table
-
     table = markdown_table(["name", "n"], [["a", "10"], ["bcd", "2"]], [True, False])
     assert table == "| name |  n |\n|------|---:|\n| a    | 10 |\n| bcd  |  2 |"
 

@@ -205,7 +205,8 @@ def test_resume_from_a_mid_epoch_checkpoint_with_k_10_equals_the_uninterrupted_r
     ],
 )
 def test_what_k_steps_cannot_do_is_refused_naming_both_settings(setting, kwargs):
-    from losslab.config import TrainerConfig, UsageError
+    from losslab.config import TrainerConfig
+    from losslab.errors import UsageError
 
     with pytest.raises(UsageError) as err:
         TrainerConfig(steps_per_call=10, **kwargs)

@@ -17,9 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import write_run
-
-from losslab.models import MLP
+from conftest import child_env, write_run
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = REPO_ROOT / "scripts"
@@ -34,7 +32,7 @@ def run_script(name: str, *args: str, cwd: Path = REPO_ROOT, env: dict | None = 
     result = subprocess.run(
         [sys.executable, str(SCRIPTS / name), *map(str, args)],
         cwd=cwd,
-        env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},
+        env=child_env(env),
         capture_output=True,
         text=True,
         timeout=300,
@@ -77,23 +75,43 @@ def test_accuracy_is_a_staircase_and_the_loss_is_smooth(data_dir: Path, tmp_path
     assert out.stat().st_size > 20_000
 
 
-def test_loss_vs_accuracy_reads_the_mlp_shape_from_a_checkpoint(
-    data_dir: Path, tmp_path: Path
+@pytest.mark.slow
+def test_a_checkpoint_brings_its_runs_own_network_and_image_scaling(
+    shared_run, data_dir: Path, tmp_path: Path
 ) -> None:
-    torch.manual_seed(0)
-    net = MLP(hidden=(20, 30), activation="tanh")
-    ckpt = tmp_path / "last.ckpt"  # what a Lightning checkpoint of Classifier holds
-    torch.save({"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()}}, ckpt)
+    """The book's setting (sigmoid, pixels in [0, 1] only): the loss the script reports is the
+    checkpoint's CEE on images scaled as its run scaled them, and the figure goes to the
+    current folder, never over docs/."""
+    import torch.nn.functional as F
+
+    from losslab.data import MNISTDataModule
+    from losslab.module import Classifier
+
+    run = shared_run(
+        "book_like", "model.hidden=[20]", "model.activation=sigmoid", "loss.from_logits=false",
+        "data.normalize=false", "data.train_size=500", "trainer.max_epochs=1", "hydra.callbacks={}",
+    )  # fmt: skip
+    ckpt = run / "checkpoints" / "last.ckpt"
+    docs = (REPO_ROOT / "docs" / "loss_vs_accuracy.png").read_bytes()
     stdout = assert_ok(
         run_script(
             "loss_vs_accuracy.py",
-            *("--data-dir", data_dir, "--ckpt", ckpt, "--activation", "tanh"),
-            *("--train-images", 100, "--images", 100, "--points", 21),
-            *("--out", tmp_path / "fig.png"),
+            *("--data-dir", data_dir, "--ckpt", ckpt, "--train-images", 100),
+            *("--images", 100, "--points", 21),
+            cwd=tmp_path,
         )
     )
-    assert re.search(r"weight W\[\d, \d+\]", stdout), stdout
-    assert png_size(tmp_path / "fig.png") == (800, 900)  # the same figure as the full run
+    net = Classifier.load_from_checkpoint(ckpt).net.eval()
+    dm = MNISTDataModule(data_dir, download=False, normalize=False)
+    dm.setup()
+    x, y = dm.scale(*dm.splits["test"])
+    with torch.no_grad():
+        expected = F.cross_entropy(net(x[:100]), y[:100]).item()
+    reported = float(re.search(r"CEE loss ([\d.]+)", stdout).group(1))
+    assert reported == pytest.approx(expected, abs=1e-4), stdout
+    assert isinstance(net.layers[2], torch.nn.Sigmoid)
+    assert png_size(tmp_path / "loss_vs_accuracy.png") == (800, 900)
+    assert (REPO_ROOT / "docs" / "loss_vs_accuracy.png").read_bytes() == docs
 
 
 # -- gradients.py -------------------------------------------------------------------------------

@@ -1,28 +1,22 @@
-"""Sweeps: job folders named by what varies, failed jobs reported, finished jobs skipped on a
-rerun, experiments as sweep keys, and a user's own config folder (single run, sweep, DDP)."""
+"""Sweeps: job folders named by what varies; a rerun skips what finished with the same config and
+refuses, before anything runs, jobs whose folder holds another config's run (retrain on request);
+failed jobs reported; interrupted jobs resumed; experiments as sweep keys; a user's own config
+folder (single run, sweep, DDP); the submitit launcher."""
 
 from __future__ import annotations
 
 import csv
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import job_folders, tree_digest
+from conftest import job_folders, ok, train, train_process, tree_digest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from losslab.sweep import job_names, swept_keys
+from losslab.overrides import swept_keys
+from losslab.sweep import job_names
 
-REPO = Path(__file__).resolve().parents[1]
 TINY = ["data.train_size=500", "trainer.max_epochs=1"]
-
-
-def run_train(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "losslab.train", *args]
-    env = {**os.environ, "PYTHONPATH": str(REPO / "tests"), **(env or {})}
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
+CRASH = ["+callbacks.crash._target_=crash_callback.CrashAfterEpoch"]
 
 
 def names(*overrides: str) -> list[str]:
@@ -56,22 +50,59 @@ def test_swept_keys_lists_values_of_sweeps_only():
     }
 
 
+# -- a sweep run again into the same folder -----------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_rerun_skips_finished_jobs_and_refuses_changed_ones_before_anything_runs(
+    tmp_path, data_dir
+):
+    sweep = ["-m", "loss=sse,cee", *TINY, "hydra.sweep.dir=sw"]
+    ok(train(*sweep, cwd=tmp_path))
+    before = tree_digest(tmp_path / "sw" / "loss=sse")
+
+    same = ok(train(*sweep, cwd=tmp_path))  # the same command: nothing is trained twice
+    assert (
+        same.stdout.count("finished before, skipped")
+        + same.stderr.count("finished before, skipped")
+        == 2
+    )
+    assert tree_digest(tmp_path / "sw" / "loss=sse") == before
+
+    everything = tree_digest(tmp_path / "sw")
+    changed = train(*sweep, "optimizer.lr=0.5", cwd=tmp_path)  # the issue's second command
+    assert changed.returncode == 2
+    assert changed.stderr.count("\n") == 1, changed.stderr
+    for text in ("loss=sse (optimizer.lr: 0.1 -> 0.5)", "loss=cee (optimizer.lr: 0.1 -> 0.5)",
+                 "Nothing was run", "hydra.sweep.dir", "hydra.sweeper.retrain=true"):  # fmt: skip
+        assert text in changed.stderr, (text, changed.stderr)
+    assert tree_digest(tmp_path / "sw") == everything  # multirun.yaml and the report included
+
+    ok(train(*sweep, "optimizer.lr=0.5", "hydra.sweeper.retrain=true", cwd=tmp_path))
+    with (tmp_path / "sw" / "summary.csv").open() as f:
+        assert sorted(float(r["lr"]) for r in csv.DictReader(f)) == [0.5, 0.5]
+    assert "optimizer.lr=0.5" in (tmp_path / "sw" / "multirun.yaml").read_text()
+
+
+@pytest.mark.slow
+def test_a_job_started_with_another_config_and_nothing_to_resume_is_started_over(
+    tmp_path, data_dir
+):
+    job = tmp_path / "sw" / "loss=sse"
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "config.yaml").write_text("optimizer:\n  lr: 7.0\n")  # killed at once
+    (job / ".hydra" / "resolved.yaml").write_text("optimizer:\n  lr: 7.0\n")
+    res = ok(train("-m", "loss=sse,cee", *TINY, "hydra.sweep.dir=sw", cwd=tmp_path))
+    assert (job / "result.json").is_file(), res.stdout + res.stderr
+    assert "lr: 0.1" in (job / ".hydra" / "resolved.yaml").read_text()
+
+
 @pytest.mark.slow
 def test_a_failed_job_is_reported_and_the_sweep_exits_non_zero(tmp_path, data_dir):
     """Job crash.epoch=0 raises in its first epoch; crash.epoch=5 never does."""
+    res = train("-m", *CRASH, "+callbacks.crash.epoch=0,5", *TINY, "hydra.sweep.dir=sweep",
+                cwd=tmp_path, env={"LOSSLAB_TEST_CRASH": "1"})  # fmt: skip
     sweep = tmp_path / "sweep"
-    crash = [
-        "+callbacks.crash._target_=crash_callback.CrashAfterEpoch",
-        "+callbacks.crash.epoch=0,5",
-    ]
-    res = run_train(
-        "-m",
-        *crash,
-        *TINY,
-        f"hydra.sweep.dir={sweep}",
-        cwd=tmp_path,
-        env={"LOSSLAB_TEST_CRASH": "1"},
-    )
     assert res.returncode == 1
     assert (
         "job +callbacks.crash.epoch=0 failed: RuntimeError: simulated crash after epoch 0"
@@ -89,13 +120,25 @@ def test_a_failed_job_is_reported_and_the_sweep_exits_non_zero(tmp_path, data_di
     assert (sweep / "curves.png").is_file()
 
 
-def test_a_bad_value_in_any_job_stops_the_sweep_before_anything_is_written(tmp_path):
-    res = run_train("-m", "data.batch_size=500,0", *TINY, cwd=tmp_path)
-    assert res.returncode == 2
-    assert res.stderr.count("\n") == 1, res.stderr
-    assert "data.batch_size=0 is out of range" in res.stderr
-    assert "job data.batch_size=0" in res.stderr
-    assert list(tmp_path.iterdir()) == []
+@pytest.mark.slow
+def test_an_interrupted_job_of_a_sweep_resumes_when_the_sweep_is_run_again(tmp_path, data_dir):
+    args = ["-m", "loss=sse,cee", "data.train_size=500", "trainer.max_epochs=2", *CRASH,
+            "+callbacks.crash.epoch=1", "hydra.sweep.dir=sweep"]  # fmt: skip
+    res = train(*args, cwd=tmp_path, env={"LOSSLAB_TEST_CRASH": "1"})
+    sweep = tmp_path / "sweep"
+    assert res.returncode == 1
+    assert (sweep / "loss=sse" / "error.txt").is_file()
+    ok(train(*args, cwd=tmp_path))
+    with (sweep / "summary.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert sorted((r["run"], r["status"], r["epochs"]) for r in rows) == [
+        ("loss=cee", "ok", "2"),
+        ("loss=sse", "ok", "2"),
+    ]
+    assert not (sweep / "loss=sse" / "error.txt").exists()
+
+
+# -- a user's own config folder -----------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -118,8 +161,7 @@ def user_conf(tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 def test_a_user_experiment_runs_from_its_own_config_folder(user_conf, tmp_path, data_dir):
-    res = run_train("--config-dir", str(user_conf), "experiment=tiny_a", cwd=tmp_path)
-    assert res.returncode == 0, res.stderr
+    ok(train("--config-dir", str(user_conf), "experiment=tiny_a", cwd=tmp_path))
     (run,) = (tmp_path / "logs" / "tiny_a" / "runs").iterdir()  # its own task_name
     config = (run / ".hydra" / "config.yaml").read_text()
     assert "seed: 7" in config  # a top-level key of the experiment took effect
@@ -131,21 +173,18 @@ def test_a_user_experiment_runs_from_its_own_config_folder(user_conf, tmp_path, 
 def test_a_sweep_over_experiments_gives_each_its_own_folder_and_a_rerun_skips_them(
     user_conf, tmp_path, data_dir
 ):
-    sweep = tmp_path / "sweep"
     args = [
         "-m",
         "--config-dir",
         str(user_conf),
         "experiment=tiny_a,tiny_b",
-        f"hydra.sweep.dir={sweep}",
+        "hydra.sweep.dir=sweep",
     ]
-    res = run_train(*args, cwd=tmp_path)
-    assert res.returncode == 0, res.stderr
+    ok(train(*args, cwd=tmp_path))
+    sweep = tmp_path / "sweep"
     assert job_folders(sweep) == ["experiment=tiny_a", "experiment=tiny_b"]
     before = tree_digest(sweep / "experiment=tiny_a")
-    # the same command again: both finished, nothing is trained twice
-    res = run_train(*args, cwd=tmp_path)
-    assert res.returncode == 0, res.stderr
+    res = ok(train(*args, cwd=tmp_path))  # the same command again: both finished
     assert (
         res.stdout.count("finished before, skipped") + res.stderr.count("finished before, skipped")
         == 2
@@ -154,46 +193,11 @@ def test_a_sweep_over_experiments_gives_each_its_own_folder_and_a_rerun_skips_th
 
 
 @pytest.mark.slow
-def test_an_interrupted_job_of_a_sweep_resumes_when_the_sweep_is_run_again(tmp_path, data_dir):
-    sweep = tmp_path / "sweep"
-    crash = ["+callbacks.crash._target_=crash_callback.CrashAfterEpoch", "+callbacks.crash.epoch=1"]
-    args = [
-        "-m",
-        "loss=sse,cee",
-        "data.train_size=500",
-        "trainer.max_epochs=2",
-        *crash,
-        f"hydra.sweep.dir={sweep}",
-    ]
-    res = run_train(*args, cwd=tmp_path, env={"LOSSLAB_TEST_CRASH": "1"})
-    assert res.returncode == 1
-    assert (sweep / "loss=sse" / "error.txt").is_file()
-    res = run_train(*args, cwd=tmp_path)
-    assert res.returncode == 0, res.stderr
-    with (sweep / "summary.csv").open() as f:
-        rows = list(csv.DictReader(f))
-    assert sorted((r["run"], r["status"], r["epochs"]) for r in rows) == [
-        ("loss=cee", "ok", "2"),
-        ("loss=sse", "ok", "2"),
-    ]
-    assert not (sweep / "loss=sse" / "error.txt").exists()
-
-
-@pytest.mark.slow
 def test_a_user_config_folder_reaches_the_ddp_processes_of_a_sweep(user_conf, tmp_path, data_dir):
-    sweep = tmp_path / "sweep"
-    res = run_train(
-        "-m",
-        "--config-dir",
-        str(user_conf),
-        "experiment=tiny_b",
-        "trainer=ddp",
-        "trainer.devices=2",
-        "seed=7,8",
-        f"hydra.sweep.dir={sweep}",
-        cwd=tmp_path,
-    )
+    res = train_process("-m", "--config-dir", str(user_conf), "experiment=tiny_b", "trainer=ddp",
+                        "trainer.devices=2", "seed=7,8", "hydra.sweep.dir=sweep", cwd=tmp_path)  # fmt: skip
     assert res.returncode == 0, res.stderr
+    sweep = tmp_path / "sweep"
     assert job_folders(sweep) == ["seed=7", "seed=8"]
     for job in job_folders(sweep):
         assert (sweep / job / "checkpoints" / "last.ckpt").is_file()
@@ -202,7 +206,7 @@ def test_a_user_config_folder_reaches_the_ddp_processes_of_a_sweep(user_conf, tm
 
 @pytest.mark.slow
 def test_a_submitit_local_sweep_of_two_jobs_completes(tmp_path, data_dir):
-    res = run_train("-m", "hydra/launcher=submitit_local", "loss=sse,cee", *TINY, cwd=tmp_path)
+    res = train_process("-m", "hydra/launcher=submitit_local", "loss=sse,cee", *TINY, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     (sweep,) = (tmp_path / "logs" / "train" / "multiruns").iterdir()
     assert job_folders(sweep) == ["loss=cee", "loss=sse"]

@@ -5,171 +5,69 @@ the 60k training images), on the device the model trains on. A batch is one inde
 tensors; scaling to [0, 1] and normalising happen per batch, after transfer, on that device.
 There is no per-sample ``__getitem__``, no PIL, no collate: the canonical torchvision pipeline
 spends most of a CPU epoch on those (see ``scripts/bench.py``).
+
+Label noise (``label_noise=p``): each training label flips with probability ``p`` to one of the
+other ``C - 1`` classes, uniformly (:func:`corrupt_labels`). The flips are drawn once for the
+whole official training split from ``noise_seed`` alone, before the validation split and the
+subset are carved, so every run seed and every loss sees the same wrong labels on the same
+images, and the validation split is as noisy as the training split. The subset
+(``train_size``) is balanced over the true classes, so a seed trains on the same images at every
+noise rate. The test split is never corrupted. Training and the ``acc/train`` curve use the noisy labels; the evaluation of the
+training split also measures the true labels (``acc/train_true``) and memorization.
 """
 
 from __future__ import annotations
 
-import itertools
 import os
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 from torch import Tensor
-from torchvision.datasets import MNIST
 
-__all__ = ["MNIST_FILES", "MNIST_MEAN", "MNIST_STD", "BatchIndexSampler", "MNISTDataModule"]
+from losslab import mnist
+from losslab.batches import BatchIndexSampler, TensorLoader
+from losslab.mnist import MNIST_FILES
+from losslab.names import NUM_CLASSES, SPLITS, TRAIN_IMAGES
+
+__all__ = [
+    "MNIST_FILES",
+    "MNIST_MEAN",
+    "MNIST_STD",
+    "BatchIndexSampler",
+    "MNISTDataModule",
+    "corrupt_labels",
+]
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # of the 60k training pixels scaled to [0, 1]
-NUM_CLASSES = 10
-# name -> (IDX magic number, shape of one item). The item count is read from the header, so a
-# smaller file in the same format (a test fixture) loads too; the official files hold 60000/10000.
-MNIST_FILES = {
-    "train-images-idx3-ubyte": (2051, (28, 28)),
-    "train-labels-idx1-ubyte": (2049, ()),
-    "t10k-images-idx3-ubyte": (2051, (28, 28)),
-    "t10k-labels-idx1-ubyte": (2049, ()),
-}
-SPLITS = ("train", "val", "test")
 
 
-class BatchIndexSampler:
-    """Yields one index tensor per batch over ``num_samples`` items.
+def corrupt_labels(labels: Tensor, p: float, seed: int, num_classes: int = NUM_CLASSES) -> Tensor:
+    """Symmetric label noise: each label flips with probability ``p`` to one of the other
+    ``num_classes - 1`` classes, chosen uniformly; a flip never gives the label itself back.
+    Drawn from a generator seeded with ``seed`` alone, two draws per label whatever ``p``: so
+    the labels flipped at a lower ``p`` are flipped, to the same wrong class, at a higher one.
 
-    Shuffled per epoch by a generator seeded with ``(seed, epoch)``, so an epoch's order does not
-    depend on what ran before (reproducible, resumable: Lightning calls ``set_epoch``). With
-    ``replacement=True`` each batch is drawn independently with replacement, as the book's
-    ``np.random.choice(train_size, batch_size)``. Under DDP (``world_size > 1``) each global batch
-    is split across ranks (``batch[rank::world_size]``), so the ranks together see exactly the
-    batches a single process would.
+    Example:
+        >>> y = torch.arange(10).repeat(1000)
+        >>> noisy = corrupt_labels(y, 0.2, seed=0)
+        >>> round((noisy != y).float().mean().item(), 2)
+        0.2
     """
-
-    def __init__(
-        self,
-        num_samples: int,
-        batch_size: int,
-        *,
-        shuffle: bool = False,
-        drop_last: bool = False,
-        replacement: bool = False,
-        seed: int = 0,
-        rank: int = 0,
-        world_size: int = 1,
-        device: torch.device | str = "cpu",
-    ) -> None:
-        self.num_samples, self.batch_size = num_samples, batch_size
-        self.shuffle, self.drop_last, self.replacement = shuffle, drop_last, replacement
-        self.seed, self.rank, self.world_size = seed, rank, world_size
-        self.device = torch.device(device)
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        full, rest = divmod(self.num_samples, self.batch_size)
-        return full + int(rest > 0 and not self.drop_last)
-
-    def _order(self) -> Tensor:
-        if not (self.shuffle or self.replacement):
-            return torch.arange(self.num_samples, device=self.device)
-        # torch's CPU generator keeps only the low 32 bits of a seed (so `seed << 32` would be
-        # lost): mix seed and epoch into those bits
-        g = torch.Generator().manual_seed((self.seed * 0x9E3779B1 + self.epoch) % 2**32)
-        if self.replacement:
-            order = torch.randint(self.num_samples, (len(self) * self.batch_size,), generator=g)
-        else:
-            order = torch.randperm(self.num_samples, generator=g)
-        return order.to(self.device)  # once per epoch: batches below are views, no copy per step
-
-    def __iter__(self) -> Iterator[Tensor]:
-        order = self._order()
-        for k in range(len(self)):
-            batch = order[k * self.batch_size : (k + 1) * self.batch_size]
-            yield batch[self.rank :: self.world_size] if self.world_size > 1 else batch
+    g = torch.Generator().manual_seed(seed)
+    flip = torch.rand(len(labels), generator=g) < p
+    shift = torch.randint(1, num_classes, (len(labels),), generator=g)
+    return torch.where(flip, (labels + shift) % num_classes, labels)
 
 
-class TensorLoader:
-    """An iterable of ``(images, labels)`` batches cut from in-memory tensors by a sampler.
-
-    With ``steps_per_call=K > 1`` it yields lists of K consecutive batches (the last list of
-    an epoch may be shorter), one item per training step of a module that runs K optimizer
-    steps per call. It has the ``sampler`` / ``batch_sampler`` attributes Lightning looks for
-    on a DataLoader, so ``set_epoch`` is called each epoch.
-
-    Resumable mid-epoch: ``state_dict()`` holds the epoch and how many items training has
-    consumed (``consumed()``, which the data module reads off the trainer: Lightning fetches
-    one item ahead, so the count of items yielded would be one too many); after
-    ``load_state_dict()`` the next pass over that epoch skips them, and the epoch's order, a
-    function of (seed, epoch), goes on exactly where it stopped.
-    """
-
-    batch_sampler = None
-
-    def __init__(
-        self,
-        images: Tensor,
-        labels: Tensor,
-        sampler: BatchIndexSampler,
-        steps_per_call: int = 1,
-        consumed: Callable[[], int] | None = None,
-    ) -> None:
-        self.images, self.labels, self.sampler = images, labels, sampler
-        self.steps_per_call = steps_per_call
-        self.consumed = consumed or (lambda: 0)
-        self._skip: tuple[int, int] | None = None  # (epoch, items) to skip, from a checkpoint
-
-    def __len__(self) -> int:
-        return -(-len(self.sampler) // self.steps_per_call)
-
-    def _batches(self) -> Iterator[tuple[Tensor, Tensor]]:
-        for idx in self.sampler:
-            if idx.numel():  # index_select: ~5x faster than images[idx] for a uint8 4-D tensor
-                yield self.images.index_select(0, idx), self.labels.index_select(0, idx)
-
-    def __iter__(self) -> Iterator[Any]:
-        if self.steps_per_call == 1:
-            items: Iterator[Any] = self._batches()
-        else:
-            batches = self._batches()
-            items = iter(lambda: list(itertools.islice(batches, self.steps_per_call)), [])
-        if self._skip is not None and self._skip[0] == self.sampler.epoch:
-            items = itertools.islice(items, self._skip[1], None)
-        self._skip = None
-        yield from items
-
-    def state_dict(self) -> dict[str, int]:
-        return {"epoch": self.sampler.epoch, "consumed": self.consumed()}
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        self._skip = (state["epoch"], state["consumed"])
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _check_idx_file(path: Path, magic: int, item_shape: tuple[int, ...]) -> int:
-    """Fail with a clear message when an IDX file is truncated or not what it should be.
-
-    Returns the number of items the header announces.
-    """
-    size = path.stat().st_size
-    header_size = 4 + 4 * (1 + len(item_shape))
-    with path.open("rb") as f:
-        header = f.read(header_size)
-    fields = [int.from_bytes(header[i : i + 4], "big") for i in range(0, len(header) - 3, 4)]
-    if len(header) < header_size or fields[0] != magic or tuple(fields[2:]) != item_shape:
-        raise RuntimeError(
-            f"MNIST file {path} is corrupted: its header reads {fields}, expected magic {magic}, "
-            f"an item count and item shape {item_shape}. Replace it with the original file."
-        )
-    count = fields[1]
-    expected = header_size + count * int(torch.Size(item_shape).numel())
-    if size != expected:
-        raise RuntimeError(
-            f"MNIST file {path} is truncated or corrupted: {size:,} bytes, expected {expected:,} "
-            f"for the {count:,} items its header announces. Replace it with the original file."
-        )
-    return count
+def _positive_int(name: str, value: Any) -> None:
+    if not _is_int(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 class MNISTDataModule(L.LightningDataModule):
@@ -181,6 +79,9 @@ class MNISTDataModule(L.LightningDataModule):
         batch_size: training batch size (global: split across DDP ranks).
         val_size: images held out of the training split (seeded) for ``loss/val``; 0 = none.
         train_size: train on a seeded, class-balanced subset of this many images (None = all).
+        label_noise: probability ``p`` in [0, 1) that a training (and validation) label flips to
+            another class, uniformly (:func:`corrupt_labels`); the test split stays clean.
+        noise_seed: seeds the label flips, independently of ``seed``.
         download: let torchvision download missing files (needs internet).
         normalize: scale to [0, 1] then standardise with MNIST's mean/std; else only scale.
         seed: seeds the val hold-out, the subset and each epoch's shuffle.
@@ -192,7 +93,10 @@ class MNISTDataModule(L.LightningDataModule):
 
     Loaders: ``train_dataloader`` (shuffled), ``val_dataloader`` (a dict ``{"train", ["val"],
     "test"}`` of fixed-order evaluation loaders: the module measures its epoch curves on all of
-    them), ``test_dataloader`` (official 10k), and ``eval_dataloader(split)``.
+    them), ``test_dataloader`` (official 10k), and ``eval_dataloader(split)``. With label noise
+    the ``train`` evaluation loader yields ``(images, labels, true labels)``.
+
+    Its arguments are saved in checkpoints (``MNISTDataModule.load_from_checkpoint(path)``).
 
     Example:
         >>> dm = MNISTDataModule("data", batch_size=100)  # doctest: +SKIP
@@ -206,6 +110,8 @@ class MNISTDataModule(L.LightningDataModule):
         batch_size: int = 100,
         val_size: int = 0,
         train_size: int | None = None,
+        label_noise: float = 0.0,
+        noise_seed: int = 0,
         download: bool = True,
         normalize: bool = True,
         seed: int = 0,
@@ -215,31 +121,48 @@ class MNISTDataModule(L.LightningDataModule):
         steps_per_call: int = 1,
     ) -> None:
         super().__init__()
-        for key, value in (
+        for name, value in (
             ("batch_size", batch_size),
             ("eval_batch_size", eval_batch_size),
             ("steps_per_call", steps_per_call),
         ):
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"data.{key} must be a positive integer, got {value!r}")
-        if not isinstance(val_size, int) or not 0 <= val_size < 60000:
-            raise ValueError(f"data.val_size must be an integer in [0, 60000), got {val_size!r}")
-        if train_size is not None and (not isinstance(train_size, int) or train_size <= 0):
+            _positive_int(name, value)
+        if not _is_int(val_size) or not 0 <= val_size < TRAIN_IMAGES:
             raise ValueError(
-                f"data.train_size must be a positive integer or null, got {train_size!r}"
+                f"val_size must be an integer in [0, {TRAIN_IMAGES}), got {val_size!r}"
             )
-        if train_size is not None and train_size > 60000 - val_size:
+        if train_size is not None:
+            _positive_int("train_size", train_size)
+            if train_size > TRAIN_IMAGES - val_size:
+                raise ValueError(
+                    f"train_size must be at most the {TRAIN_IMAGES - val_size} training images "
+                    f"left ({TRAIN_IMAGES} minus val_size={val_size}), got {train_size}"
+                )
+        if not isinstance(label_noise, int | float) or not 0 <= label_noise < 1:
             raise ValueError(
-                f"data.train_size={train_size} exceeds the {60000 - val_size} training images "
-                f"available (60000 minus data.val_size={val_size})"
+                f"label_noise must be a probability in [0, 1) (the chance that a training label "
+                f"flips), got {label_noise!r}"
             )
+        if not _is_int(noise_seed) or not 0 <= noise_seed < 2**63:
+            raise ValueError(f"noise_seed must be an integer in [0, 2**63), got {noise_seed!r}")
         self.data_dir = Path(data_dir)
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.val_size, self.train_size = val_size, train_size
+        self.label_noise, self.noise_seed = float(label_noise), noise_seed
         self.download, self.normalize, self.seed = download, normalize, seed
         self.drop_last, self.replacement = drop_last, replacement
         self.steps_per_call = steps_per_call
         self.splits: dict[str, tuple[Tensor, Tensor]] = {}
+        # the true labels of the noisy splits (train, val), when label_noise > 0
+        self.true_labels: dict[str, Tensor] = {}
+        self.save_hyperparameters(
+            {"data_dir": str(data_dir), "batch_size": batch_size, "val_size": val_size,
+             "train_size": train_size, "label_noise": self.label_noise, "noise_seed": noise_seed,
+             "download": download, "normalize": normalize, "seed": seed,
+             "eval_batch_size": eval_batch_size, "drop_last": drop_last,
+             "replacement": replacement, "steps_per_call": steps_per_call},
+            logger=False,
+        )  # fmt: skip
 
     # -- files --------------------------------------------------------------------------------
 
@@ -247,78 +170,52 @@ class MNISTDataModule(L.LightningDataModule):
     def raw_dir(self) -> Path:
         return self.data_dir / "MNIST" / "raw"
 
-    def _check_files(self) -> list[str]:
-        """Validate the files that are there; return the names of those that are missing."""
-        missing, counts = [], {}
-        for name, (magic, item_shape) in MNIST_FILES.items():
-            path = self.raw_dir / name
-            if path.exists():
-                counts[name] = _check_idx_file(path, magic, item_shape)
-            else:
-                missing.append(name)
-        for split in ("train", "t10k"):
-            images, labels = f"{split}-images-idx3-ubyte", f"{split}-labels-idx1-ubyte"
-            if images in counts and labels in counts and counts[images] != counts[labels]:
-                raise RuntimeError(
-                    f"MNIST files in {self.raw_dir} disagree: {images} holds {counts[images]:,} "
-                    f"images but {labels} holds {counts[labels]:,} labels"
-                )
-        if missing and not self.download:
-            raise self._missing_error(f"missing {', '.join(missing)}; data.download=false")
-        return missing
-
-    def _missing_error(self, reason: str) -> FileNotFoundError:
-        return FileNotFoundError(
-            f"MNIST not found in {self.raw_dir} ({reason}). losslab expects the four uncompressed "
-            f"IDX files {', '.join(MNIST_FILES)} there. Point LOSSLAB_DATA_DIR (or data.data_dir) "
-            f"at the folder that holds MNIST/raw/, or set data.download=true on a machine with "
-            f"internet."
-        )
-
-    def _load(self, train: bool, missing: list[str]) -> MNIST:
-        made = [p for p in (self.raw_dir, self.raw_dir.parent, self.data_dir) if not p.exists()]
-        try:
-            return MNIST(root=str(self.data_dir), train=train, download=self.download)
-        except (RuntimeError, OSError) as err:  # torchvision's "Error downloading ..." and friends
-            for folder in made:  # the empty folders a failed download made go again
-                if folder.is_dir() and not any(folder.iterdir()):
-                    folder.rmdir()
-            if missing:
-                raise self._missing_error(f"download failed: {_flat(err)}") from err
-            raise
+    def check_files(self) -> list[str]:
+        """Validate the files that are there (headers, sizes, label values); return the names of
+        those that are missing (an error if they cannot be downloaded)."""
+        return mnist.check_files(self.raw_dir, self.download)
 
     def prepare_data(self) -> None:
-        """Download if allowed and needed (rank 0 only, once per node)."""
-        missing = self._check_files()
+        """Check the files; download them if allowed and needed (rank 0 only, once per node)."""
+        missing = self.check_files()
         if missing:  # only a download needs torchvision here; setup() reads the files
-            for train in (True, False):
-                self._load(train, missing)
+            mnist.download(self.data_dir, missing)
+            self.check_files()  # what was downloaded
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
-        missing = self._check_files()
+        missing = self.check_files()
         device = self.trainer.strategy.root_device if self.trainer is not None else "cpu"
-        train, test = self._load(True, missing), self._load(False, missing)
-        images, labels = train.data.unsqueeze(1), train.targets
-        n = len(labels)
+        (images, true_labels) = mnist.read(self.data_dir, True, missing, self.download)
+        test = mnist.read(self.data_dir, False, missing, self.download)
+        n = len(true_labels)
         if self.val_size >= n or (self.train_size or 0) > n - self.val_size:
             raise ValueError(
                 f"data.train_size={self.train_size} and data.val_size={self.val_size} do not fit "
                 f"the {n} training images in {self.raw_dir}: need val_size < {n} and "
                 f"train_size <= {n} - val_size"
             )
+        labels = true_labels
+        if self.label_noise > 0:
+            labels = corrupt_labels(true_labels, self.label_noise, self.noise_seed)
         pool = torch.arange(n)
         g = torch.Generator().manual_seed(self.seed)
         if self.val_size:
-            perm = torch.randperm(len(labels), generator=g)
+            perm = torch.randperm(n, generator=g)
             val_idx, pool = perm[: self.val_size].sort().values, perm[self.val_size :].sort().values
             self.splits["val"] = (images[val_idx], labels[val_idx])
-        if self.train_size is not None:
-            pool = _balanced_subset(pool, labels[pool], self.train_size, g)
+            self.true_labels["val"] = true_labels[val_idx]
+        if self.train_size is not None:  # balanced over the true classes: whatever the noise
+            pool = _balanced_subset(pool, true_labels[pool], self.train_size, g)  # same images
         self.splits["train"] = (images[pool], labels[pool])
-        self.splits["test"] = (test.data.unsqueeze(1), test.targets)
+        self.true_labels["train"] = true_labels[pool]
+        self.splits["test"] = test
         self.splits = {k: (x.to(device), y.to(device)) for k, (x, y) in self.splits.items()}
+        if self.label_noise > 0:
+            self.true_labels = {k: y.to(device) for k, y in self.true_labels.items()}
+        else:
+            self.true_labels = {}
 
     # -- loaders ------------------------------------------------------------------------------
 
@@ -356,8 +253,9 @@ class MNISTDataModule(L.LightningDataModule):
             world_size=world,
             device=labels.device,
         )
-        if not train:
-            return TensorLoader(images, labels, sampler)
+        if not train:  # the training split's evaluation also measures the true labels
+            true = self.true_labels.get(split) if split == "train" else None
+            return TensorLoader(images, labels, sampler, true_labels=true)
         return TensorLoader(images, labels, sampler, self.steps_per_call, self._consumed)
 
     def _consumed(self) -> int:
@@ -383,8 +281,8 @@ class MNISTDataModule(L.LightningDataModule):
         self, batch: Any, device: torch.device, dataloader_idx: int
     ) -> Any:
         # The splits already live on the training device (setup): nothing to copy per step.
-        pairs = batch if isinstance(batch, list) else [batch]
-        if all(isinstance(p, tuple) and all(t.device == device for t in p) for p in pairs):
+        items = batch if isinstance(batch, list) else [batch]
+        if all(isinstance(p, tuple) and all(t.device == device for t in p) for p in items):
             return batch
         return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
@@ -392,20 +290,18 @@ class MNISTDataModule(L.LightningDataModule):
         """uint8 -> float32 in [0, 1] (and standardised), on the device the batch is on; a
         chunk (list of batches) batch by batch."""
         if isinstance(batch, list):
-            return [self._scale(x, y) for x, y in batch]
-        return self._scale(*batch)
+            return [self.scale(*b) for b in batch]
+        return self.scale(*batch)
 
-    def _scale(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    def scale(self, x: Tensor, *labels: Tensor) -> tuple[Tensor, ...]:
+        """``(images, labels...)`` with the uint8 images as float32, scaled (and normalised)."""
         # one new float32 buffer, then in place: out-of-place ops on large batches cost page
-        # faults (torch.add(shift, x, alpha=scale) is 3x slower at 10k images)
-        x = x.float()
+        # faults (torch.add(shift, x, alpha=scale) is 3x slower at 10k images). copy=True: a
+        # float32 x would otherwise be the buffer itself, and the caller's images scaled in place
+        x = x.to(torch.float32, copy=True)
         if self.normalize:
-            return x.mul_(1.0 / (255.0 * MNIST_STD)).sub_(MNIST_MEAN / MNIST_STD), y
-        return x.mul_(1.0 / 255.0), y
-
-
-def _flat(err: BaseException) -> str:
-    return " ".join(str(err).split())
+            return x.mul_(1.0 / (255.0 * MNIST_STD)).sub_(MNIST_MEAN / MNIST_STD), *labels
+        return x.mul_(1.0 / 255.0), *labels
 
 
 def _balanced_subset(pool: Tensor, labels: Tensor, size: int, generator: torch.Generator) -> Tensor:

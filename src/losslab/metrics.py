@@ -1,15 +1,23 @@
 """The epoch metrics of a classifier, per split, and the HPARAMS metrics chosen from them.
 
-Per split (``train``, ``val``, ``test``), from the logits and the training loss of each batch:
+Per split (``train``, ``val``, ``test``), from one pass over its batches (one softmax per batch,
+every metric from the same probabilities):
 
 - ``loss``: the training objective, averaged with each batch weighted by its size;
 - ``acc``: accuracy;
 - ``nll``: plain cross-entropy of the softmax outputs (comparable across losses);
 - ``brier``: Brier score ``sum_k (p_k - t_k)^2`` per sample, averaged;
-- ``ece``: expected calibration error (torchmetrics' ``MulticlassCalibrationError``, 15 equal
-  bins, L1), and the reliability bins behind it (:class:`ReliabilityBins`).
+- ``ece``: expected calibration error (15 equal bins, L1: torchmetrics'
+  ``MulticlassCalibrationError`` binning, reproduced bit for bit), and the reliability bins
+  behind it (``count``, mean ``confidence`` and ``accuracy`` per bin);
+- with label noise, on the training split: ``acc/train_true`` (accuracy against the true labels)
+  and ``memo/train`` (the fraction of corrupted images predicted as their wrong label).
 
-All are torchmetrics states: summed across DDP processes, each sample counted once.
+The states are torchmetrics states: summed (or concatenated) across DDP processes, each sample
+counted once. The values equal those of torchmetrics' ``MeanMetric``, ``MulticlassAccuracy`` and
+``MulticlassCalibrationError`` bit for bit (tested), at a fraction of their per-batch cost. One
+deliberate difference: NaN logits make the ECE NaN (torchmetrics counts a NaN confidence as 0
+and, on the CPU, re-applies the softmax to the whole batch).
 """
 
 from __future__ import annotations
@@ -19,104 +27,133 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torchmetrics import MeanMetric, Metric
-from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError
+from torchmetrics import Metric
+from torchmetrics.utilities import dim_zero_cat
 
-__all__ = [
-    "CALIBRATION_BINS",
-    "KINDS",
-    "EpochMetrics",
-    "ReliabilityBins",
-    "final_metrics",
-    "objective",
-]
+from losslab.names import GAP, KINDS, MEMORIZED, SPLITS, TRUE_ACC, tag
+
+__all__ = ["CALIBRATION_BINS", "EpochMetrics", "SplitMetrics", "final_metrics", "objective"]
 
 CALIBRATION_BINS = 15
-KINDS = ("loss", "acc", "nll", "brier", "ece")
 
 
-class ReliabilityBins(Metric):
-    """Per confidence bin (``n_bins`` equal widths over [0, 1], as torchmetrics bins them): the
-    sample count, the summed confidence (max softmax probability) and the number correct.
-
-    ``compute()`` returns ``count``, mean ``confidence`` and ``accuracy`` per bin, the points of a
-    reliability diagram; ``sum(count * |accuracy - confidence|) / sum(count)`` is the ECE.
-    """
+class SplitMetrics(Metric):
+    """Every epoch metric of one split, accumulated batch by batch (:meth:`update`)."""
 
     full_state_update = False
 
     def __init__(self, n_bins: int = CALIBRATION_BINS) -> None:
         super().__init__()
         self.n_bins = n_bins
-        for name in ("count", "confidence", "correct"):
-            self.add_state(name, torch.zeros(n_bins, dtype=torch.float64), dist_reduce_fx="sum")
+        # float32 sums of batch means times batch sizes, as torchmetrics' MeanMetric keeps them
+        for name in ("loss", "nll", "brier", "weight"):
+            self.add_state(name, torch.tensor(0.0), dist_reduce_fx="sum")
+        for name in ("correct", "total", "labelled", "true_correct", "flipped", "memorized"):
+            self.add_state(name, torch.tensor(0), dist_reduce_fx="sum")
+        # per-sample confidence (max probability) and hit (0/1) for the calibration bins
+        self.add_state("confidences", [], dist_reduce_fx="cat")
+        self.add_state("hits", [], dist_reduce_fx="cat")
 
-    def update(self, probs: Tensor, target: Tensor) -> None:
+    def update(
+        self, logits: Tensor, target: Tensor, loss: Tensor, true_target: Tensor | None = None
+    ) -> None:
+        """One batch: logits ``(N, C)``, integer targets ``(N,)``, the training loss (a batch
+        mean) and, with label noise, the true labels."""
+        log_probs = logits.float().log_softmax(dim=1)
+        probs = log_probs.exp()
         confidence, prediction = probs.max(dim=1)
-        edges = torch.linspace(0, 1, self.n_bins + 1, device=probs.device, dtype=probs.dtype)
-        # torchmetrics' binning: bucketize on the inner edges, right=True, so 1.0 -> last bin
-        index = torch.bucketize(confidence, edges[1:-1], right=True)
-        self.count.index_add_(0, index, torch.ones_like(confidence, dtype=torch.float64))
-        self.confidence.index_add_(0, index, confidence.double())
-        self.correct.index_add_(0, index, (prediction == target).double())
+        hit = prediction == target
+        p_true = probs.gather(1, target[:, None]).squeeze(1)
+        n = torch.tensor(len(target), dtype=torch.float32, device=logits.device)
+        self.loss += loss.float() * n
+        self.nll += -log_probs.gather(1, target[:, None]).mean() * n
+        # sum_k (p_k - t_k)^2 = sum_k p_k^2 - 2 p_true + 1
+        self.brier += (probs.square().sum(1) - 2 * p_true + 1).mean() * n
+        self.weight += n
+        self.correct += hit.sum()
+        self.total += len(target)
+        self.confidences.append(confidence)
+        self.hits.append(hit.float())
+        if true_target is not None:
+            flipped = target != true_target
+            self.labelled += len(target)
+            self.true_correct += (prediction == true_target).sum()
+            self.flipped += flipped.sum()
+            self.memorized += (hit & flipped).sum()
 
-    def compute(self) -> dict[str, list[float]]:
-        safe = self.count.clamp(min=1)
-        return {
-            "count": self.count.tolist(),
-            "confidence": (self.confidence / safe).tolist(),
-            "accuracy": (self.correct / safe).tolist(),
+    def compute(self) -> dict[str, Any]:
+        confidences, hits = dim_zero_cat(self.confidences), dim_zero_cat(self.hits)
+        edges = torch.linspace(0, 1, self.n_bins + 1, device=confidences.device)
+        # ECE as torchmetrics computes it (_binning_bucketize, then the L1 norm): n_bins + 1 bins
+        # (a confidence of exactly 1.0 has one of its own), float32
+        index = torch.bucketize(confidences, edges, right=True) - 1
+        count, confidence, accuracy = (
+            torch.zeros(self.n_bins + 1, device=confidences.device).scatter_add_(0, index, v)
+            for v in (torch.ones_like(confidences), confidences, hits)
+        )
+        # an empty bin counts 0 (torchmetrics: nan_to_num of 0/0), but a NaN confidence (NaN
+        # logits) stays NaN: the ECE of a diverged model is NaN, not a number that hides it
+        accuracy, confidence = (
+            torch.where(count > 0, v / count, 0.0) for v in (accuracy, confidence)
+        )
+        out: dict[str, Any] = {
+            "loss": self.loss / self.weight,
+            "acc": self.correct.float() / self.total.float(),
+            "nll": self.nll / self.weight,
+            "brier": self.brier / self.weight,
+            "ece": torch.sum(torch.abs(accuracy - confidence) * (count / count.sum())),
         }
+        if self.labelled > 0:
+            out["acc_true"] = self.true_correct.float() / self.labelled.float()
+            out["memorized"] = self.memorized.float() / self.flipped.float()
+        # the reliability diagram's n_bins bins (1.0 in the last one), summed in float64
+        index = torch.bucketize(confidences, edges[1:-1], right=True)
+        count, confidence, accuracy = (
+            torch.zeros(self.n_bins, dtype=torch.float64, device=confidences.device).index_add_(
+                0, index, v.double()
+            )
+            for v in (torch.ones_like(confidences), confidences, hits)
+        )
+        safe = count.clamp(min=1)
+        out["reliability"] = {
+            "count": count.tolist(),
+            "confidence": (confidence / safe).tolist(),
+            "accuracy": (accuracy / safe).tolist(),
+        }
+        return out
 
 
 class EpochMetrics(nn.Module):
     """The metrics of every split for one evaluation: :meth:`update` per batch, then
     :meth:`compute` per split (which resets that split)."""
 
-    def __init__(
-        self, num_classes: int, splits: tuple[str, ...] = ("train", "val", "test")
-    ) -> None:
+    def __init__(self, splits: tuple[str, ...] = SPLITS) -> None:
         super().__init__()
-        # "loss_train" -> MeanMetric, ... ("/" is not a valid module name)
-        self.metrics = nn.ModuleDict()
-        for s in splits:
-            # nan_strategy=nan: a NaN batch makes the mean NaN (visible, so divergence is caught).
-            # ("disable" would do that too, but torchmetrics 1.9 then drops the weights.)
-            for kind in ("loss", "nll", "brier"):
-                self.metrics[f"{kind}_{s}"] = MeanMetric(nan_strategy=math.nan)
-            self.metrics[f"acc_{s}"] = MulticlassAccuracy(
-                num_classes, average="micro", validate_args=False
-            )
-            self.metrics[f"ece_{s}"] = MulticlassCalibrationError(
-                num_classes, n_bins=CALIBRATION_BINS, norm="l1", validate_args=False
-            )
-            self.metrics[f"bins_{s}"] = ReliabilityBins()
+        # "train" is a method of every nn.Module: the modules are named "train_metrics", ...
+        self.splits = nn.ModuleDict({f"{s}_metrics": SplitMetrics() for s in splits})
 
-    def update(self, split: str, logits: Tensor, target: Tensor, loss: Tensor) -> None:
-        """One batch: its logits, integer targets and the training loss (a batch mean)."""
-        m, n = self.metrics, len(target)
-        log_probs = logits.float().log_softmax(dim=1)
-        probs = log_probs.exp()
-        p_true = probs.gather(1, target[:, None]).squeeze(1)
-        m[f"loss_{split}"].update(loss, weight=n)
-        m[f"nll_{split}"].update(-log_probs.gather(1, target[:, None]).mean(), weight=n)
-        # sum_k (p_k - t_k)^2 = sum_k p_k^2 - 2 p_true + 1
-        m[f"brier_{split}"].update((probs.square().sum(1) - 2 * p_true + 1).mean(), weight=n)
-        m[f"acc_{split}"].update(logits, target)
-        m[f"ece_{split}"].update(probs, target)
-        m[f"bins_{split}"].update(probs, target)
+    def update(
+        self,
+        split: str,
+        logits: Tensor,
+        target: Tensor,
+        loss: Tensor,
+        true_target: Tensor | None = None,
+    ) -> None:
+        """One batch of ``split``: its logits, integer targets, the training loss (a batch mean)
+        and, with label noise, the true labels."""
+        self.splits[f"{split}_metrics"].update(logits, target, loss, true_target)
 
     def compute(self, split: str) -> tuple[dict[str, Tensor], dict[str, list[float]]]:
         """``({"loss/<split>": ..., "acc/<split>": ..., ...}, reliability bins)``; resets."""
-        values = {}
-        for kind in KINDS:
-            metric = self.metrics[f"{kind}_{split}"]
-            values[f"{kind}/{split}"] = metric.compute()
-            metric.reset()
-        bins = self.metrics[f"bins_{split}"]
-        reliability = bins.compute()
-        bins.reset()
-        return values, reliability
+        metric = self.splits[f"{split}_metrics"]
+        out = metric.compute()
+        metric.reset()
+        values = {tag(kind, split): out[kind] for kind in KINDS}
+        if "acc_true" in out:
+            values[TRUE_ACC if split == "train" else tag("acc", f"{split}_true")] = out["acc_true"]
+            values[MEMORIZED if split == "train" else tag("memo", split)] = out["memorized"]
+        return values, out["reliability"]
 
 
 def final_metrics(history: list[dict[str, Any]]) -> dict[str, float]:
@@ -129,7 +166,7 @@ def final_metrics(history: list[dict[str, Any]]) -> dict[str, float]:
     out = {"hp/val_acc": last["acc/val"]} if has_val else {}
     for kind in ("acc", "ece", "nll", "brier", "loss"):
         out[f"hp/test_{kind}"] = last[f"{kind}/test"]
-    out["hp/gap_acc"] = last.get("gap/acc", math.nan)
+    out["hp/gap_acc"] = last.get(GAP, math.nan)
     if has_val:
         out["hp/val_loss"] = last["loss/val"]
         out["hp/best_val_acc"] = max(h["acc/val"] for h in history)

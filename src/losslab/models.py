@@ -13,6 +13,10 @@ ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "gelu": 
 INITS = ("default", "normal", "he")
 
 
+def _positive(size: object) -> bool:
+    return isinstance(size, int) and not isinstance(size, bool) and size > 0
+
+
 class MLP(nn.Module):
     """Multi-layer perceptron ``in_features -> hidden... -> num_classes`` that returns logits.
 
@@ -30,6 +34,7 @@ class MLP(nn.Module):
         init_std: standard deviation for ``init="normal"``.
 
     Example:
+        >>> import torch
         >>> MLP(hidden=(50,), activation="sigmoid", init="normal")(torch.zeros(2, 1, 28, 28)).shape
         torch.Size([2, 10])
     """
@@ -48,12 +53,20 @@ class MLP(nn.Module):
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         if init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {init!r}")
+        for name, ok, allowed, value in (
+            ("in_features", _positive(in_features), "a positive integer", in_features),
+            ("hidden", all(map(_positive, hidden)), "a list of positive layer sizes", list(hidden)),
+            (
+                "num_classes",
+                _positive(num_classes) and num_classes > 1,
+                "an integer > 1",
+                num_classes,
+            ),
+            ("init_std", init_std > 0, "> 0", init_std),
+        ):
+            if not ok:
+                raise ValueError(f"{name} must be {allowed}, got {value!r}")
         sizes = [in_features, *hidden, num_classes]
-        if any(not isinstance(s, int) or s <= 0 for s in sizes):
-            raise ValueError(
-                f"layer sizes must be positive integers: in_features={in_features}, "
-                f"hidden={list(hidden)}, num_classes={num_classes}"
-            )
         layers: list[nn.Module] = [nn.Flatten()]
         for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
             layers.append(nn.Linear(n_in, n_out))

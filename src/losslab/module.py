@@ -5,8 +5,8 @@ the model is evaluated in eval mode on every loader of ``val_dataloader()`` (for
 :class:`~losslab.data.MNISTDataModule`: the whole training set, the optional validation split
 and the test set), and the metrics of :mod:`losslab.metrics` are written per split
 (``loss/<split>``, ``acc/<split>``, ``nll/<split>``, ``brier/<split>``, ``ece/<split>``), with
-``gap/acc`` (train - test accuracy) and ``time/epoch`` (seconds of the epoch's training and
-evaluation), the epoch as the x axis. Epoch 0 is measured by Lightning's sanity check, so the
+``gap/acc`` (train - test accuracy), ``time/epoch`` (seconds of the epoch's training and
+evaluation) and ``lr`` (the learning rate the epoch trained with), the epoch as the x axis. Epoch 0 is measured by Lightning's sanity check, so the
 trainer must run it in full (``num_sanity_val_steps=-1``, as every config in ``conf/trainer``
 does).
 
@@ -18,9 +18,12 @@ same bit for bit on CPU; what is saved is Lightning's per-step machinery, paid o
 
 from __future__ import annotations
 
+import functools
+import importlib
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -28,27 +31,72 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
+from losslab.errors import UsageError
+from losslab.losses import CEELoss
 from losslab.metrics import EpochMetrics, final_metrics
+from losslab.names import BATCH_LOSS, EPOCH_TIME, GAP, KINDS, LR, SPLITS
 
-__all__ = ["LOSS_INPUTS", "Classifier"]
+__all__ = ["LOSS_INPUTS", "Classifier", "make", "read_checkpoint"]
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 SchedulerFactory = Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler]
-SPLITS = ("train", "val", "test")
+Spec = Mapping[str, Any]  # {"_target_": "losslab.models.MLP", "hidden": [100], ...}
 LOSS_INPUTS = ("auto", "logits", "probabilities")
+
+
+def make(spec: Any) -> Any:
+    """The object a plain config ``spec`` describes (``{"_target_": "module.Class", **kwargs}``,
+    with ``"_partial_": True`` a ``functools.partial``), as Hydra's ``instantiate`` would build
+    it; anything that is not a mapping is returned as it is."""
+    if not isinstance(spec, Mapping):
+        return spec
+    kwargs = dict(spec)
+    if "_target_" not in kwargs:
+        raise ValueError(
+            f"a config to build must name what it builds in _target_ ('module.Class'), got the "
+            f"keys {sorted(map(str, kwargs))}"
+        )
+    target = kwargs.pop("_target_")
+    partial = kwargs.pop("_partial_", False)
+    module, _, name = target.rpartition(".")
+    factory = getattr(importlib.import_module(module), name)
+    return functools.partial(factory, **kwargs) if partial else factory(**kwargs)
+
+
+def read_checkpoint(path: str | Path, key: str) -> dict[str, Any]:
+    """A Lightning checkpoint's contents (loaded with ``weights_only=True``), or a
+    :class:`~losslab.errors.UsageError` naming ``key`` when ``path`` holds none."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"{key}={path}: no such checkpoint file")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a truncated file, another format, ...: the reason in one line
+        reason = " ".join(str(err).split())[:200]
+        raise UsageError(f"{key}={path}: not a checkpoint torch can load ({reason})") from err
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise UsageError(
+            f"{key}={path}: not a Lightning checkpoint (no state_dict); pass a .ckpt file that "
+            f"losslab-train wrote (<run>/checkpoints/last.ckpt)"
+        )
+    return checkpoint
 
 
 class Classifier(L.LightningModule):
     """Classifier over ``net`` trained with ``loss``.
 
+    Each part is either the object itself or the plain config that builds it (a mapping with
+    ``_target_``, as in ``conf/``; see :func:`make`). ``losslab-train`` builds the parts itself
+    and saves their configs as the module's hyperparameters, so its checkpoints rebuild the
+    module alone: ``Classifier.load_from_checkpoint(path)``.
+
     Args:
         net: maps a batch of inputs to logits ``(N, C)``.
         loss: ``loss(output, target)``.
         optimizer: ``optimizer(params) -> torch.optim.Optimizer``, e.g.
-            ``functools.partial(torch.optim.SGD, lr=0.1)`` (Hydra: ``_partial_: true``).
+            ``functools.partial(torch.optim.SGD, lr=0.1)`` (a config: ``_partial_: true``).
         scheduler: optional ``scheduler(optimizer) -> LRScheduler``.
         scheduler_interval: ``"epoch"`` or ``"step"`` (once per optimizer step).
-        num_classes: for the metrics.
         loss_input: what the loss receives: ``"logits"`` (the net's raw outputs),
             ``"probabilities"`` (their softmax) or ``"auto"``: probabilities for a loss with
             ``from_logits=False`` (the book's setting), else logits. ``"logits"`` with
@@ -58,46 +106,58 @@ class Classifier(L.LightningModule):
 
     After ``fit``, :attr:`history` holds one dict of metrics per epoch (saved in checkpoints),
     :attr:`status` is ``"ok"`` or ``"diverged"`` (a non-finite loss stops training) and
-    :attr:`reliability` holds the last evaluation's reliability bins per split
-    (:class:`~losslab.metrics.ReliabilityBins`).
+    :attr:`reliability` holds the last evaluation's reliability bins per split.
     Checkpoints hold tensors and plain data only: ``torch.load(path, weights_only=True)`` works.
     """
 
     def __init__(
         self,
-        net: nn.Module,
-        loss: nn.Module,
-        optimizer: OptimizerFactory,
-        scheduler: SchedulerFactory | None = None,
+        net: nn.Module | Spec,
+        loss: nn.Module | Spec,
+        optimizer: OptimizerFactory | Spec,
+        scheduler: SchedulerFactory | Spec | None = None,
         scheduler_interval: str = "epoch",
-        num_classes: int = 10,
         loss_input: str = "auto",
         steps_per_call: int = 1,
     ) -> None:
         super().__init__()
         if loss_input not in LOSS_INPUTS:
-            raise ValueError(f"loss.input must be one of {LOSS_INPUTS}, got {loss_input!r}")
+            raise ValueError(f"loss_input must be one of {LOSS_INPUTS}, got {loss_input!r}")
         if scheduler_interval not in ("epoch", "step"):
             raise ValueError(
                 f"scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}"
             )
         if not isinstance(steps_per_call, int) or steps_per_call < 1:
             raise ValueError(f"steps_per_call must be a positive integer, got {steps_per_call!r}")
-        self.net, self.loss = net, loss
-        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        parts = {"net": net, "loss": loss, "optimizer": optimizer, "scheduler": scheduler}
+        if all(isinstance(p, Mapping) or p is None for p in parts.values()):
+            self.save_hyperparameters(logger=False)  # plain data: the checkpoint rebuilds them
+        self.net, self.loss = make(net), make(loss)
+        self.optimizer_factory, self.scheduler_factory = make(optimizer), make(scheduler)
         self.scheduler_interval = scheduler_interval
-        if loss_input == "auto":
-            loss_input = (
-                "probabilities" if getattr(loss, "from_logits", True) is False else "logits"
+        from_logits = getattr(self.loss, "from_logits", True)
+        if loss_input == "probabilities" and from_logits:
+            raise ValueError(
+                "loss_input='probabilities' with loss.from_logits=True would apply the softmax "
+                "twice: set loss.from_logits=false, or loss.input=auto"
             )
+        if loss_input == "logits" and not from_logits and isinstance(self.loss, CEELoss):
+            raise ValueError(
+                "loss_input='logits' with CEELoss(from_logits=False) would take the log of raw "
+                "outputs: CEE needs loss.from_logits=true (logits in) or loss.input=auto "
+                "(softmax in)"
+            )
+        if loss_input == "auto":
+            loss_input = "logits" if from_logits else "probabilities"
         self.wants_probabilities = loss_input == "probabilities"
         self.automatic_optimization = steps_per_call == 1
-        self.eval_metrics = EpochMetrics(num_classes, SPLITS)
+        self.eval_metrics = EpochMetrics(SPLITS)
         self.history: list[dict[str, float]] = []
         self.status = "ok"
         self.reliability: dict[str, dict[str, list[float]]] = {}
         self._splits: list[str] = []  # set by on_validation_epoch_start
         self._epoch_start = math.nan
+        self._epoch_lr: float | None = None  # set by on_train_epoch_start
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
@@ -127,10 +187,17 @@ class Classifier(L.LightningModule):
 
     def on_train_start(self) -> None:
         # a run resumed mid-epoch starts its clock here (on_train_epoch_start is not called)
-        self._epoch_start = time.perf_counter()
+        self.on_train_epoch_start()
 
     def on_train_epoch_start(self) -> None:
         self._epoch_start = time.perf_counter()
+        # read now: Lightning steps an epoch-interval scheduler before the epoch's evaluation,
+        # which would log the next epoch's lr
+        self._epoch_lr = self._lr()
+
+    def _lr(self) -> float | None:
+        optimizers = self.trainer.optimizers
+        return optimizers[0].param_groups[0]["lr"] if optimizers else None
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self.automatic_optimization:
@@ -171,7 +238,7 @@ class Classifier(L.LightningModule):
         value = value.item()
         if log_now:
             for logger in self.loggers:
-                logger.log_metrics({"batch/loss": value}, step=step)
+                logger.log_metrics({BATCH_LOSS: value}, step=step)
         if not math.isfinite(value):
             self._diverged(f"batch/loss={value} at step {step}")
             return True
@@ -205,14 +272,15 @@ class Classifier(L.LightningModule):
             )
         self._splits = list(loaders)
 
-    def _update_metrics(self, split: str, logits: Tensor, y: Tensor) -> None:
-        self.eval_metrics.update(split, logits, y, self._loss(logits, y))
+    def _update_metrics(self, split: str, x: Tensor, y: Tensor, *true_y: Tensor) -> None:
+        logits = self.net(x)
+        self.eval_metrics.update(split, logits, y, self._loss(logits, y), *true_y)
 
     def validation_step(
-        self, batch: tuple[Tensor, Tensor], batch_idx: int, dataloader_idx: int = 0
+        self, batch: tuple[Tensor, ...], batch_idx: int, dataloader_idx: int = 0
     ) -> None:
-        x, y = batch
-        self._update_metrics(self._splits[dataloader_idx], self.net(x), y)
+        """``(x, y)``, or ``(x, y, true y)`` for a split with label noise."""
+        self._update_metrics(self._splits[dataloader_idx], *batch)
 
     def _compute(self, split: str) -> dict[str, Tensor]:
         """The split's metrics (synced across DDP processes: each sample counted once); resets."""
@@ -224,7 +292,7 @@ class Classifier(L.LightningModule):
         for split in self._splits:
             metrics.update(self._compute(split))
         if "acc/train" in metrics and "acc/test" in metrics:
-            metrics["gap/acc"] = metrics["acc/train"] - metrics["acc/test"]
+            metrics[GAP] = metrics["acc/train"] - metrics["acc/test"]
         # For callbacks that monitor a metric (ModelCheckpoint(monitor="acc/val"), EarlyStopping)
         # and the progress bar; the loggers get the epoch-indexed values below. The values are
         # already global after compute(): sync_dist only tells Lightning so.
@@ -244,17 +312,20 @@ class Classifier(L.LightningModule):
             epoch = self.current_epoch + 1
         values = {k: v.item() for k, v in metrics.items()}
         if epoch > 0:
-            values["time/epoch"] = time.perf_counter() - self._epoch_start
+            values[EPOCH_TIME] = time.perf_counter() - self._epoch_start
+        # the lr the epoch trained with (its first step's); epoch 0: the initial one
+        lr = self._epoch_lr if epoch > 0 else self._lr()
+        if lr is not None:
+            values[LR] = lr
         self.history.append({"epoch": epoch, "step": self.global_step, **values})
         for logger in self.loggers:
             logger.log_metrics(values, step=epoch)
-        if not all(math.isfinite(v) for v in values.values()):
+        if not all(math.isfinite(v) for k, v in values.items() if k.split("/")[0] in KINDS):
             self._diverged(f"non-finite epoch metrics at epoch {epoch}")
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         """``trainer.test(module, datamodule)``: the test split's metrics, as the curves have them."""
-        x, y = batch
-        self._update_metrics("test", self.net(x), y)
+        self._update_metrics("test", *batch)
 
     def on_test_epoch_end(self) -> None:
         for key, value in self._compute("test").items():

@@ -17,26 +17,59 @@ hyperparameters differ. What TensorBoard 2.21 does with them:
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import yaml
 from google.protobuf import struct_pb2
+from omegaconf import Container, DictConfig, OmegaConf
 from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 
-__all__ = ["OVERFITTING_LAYOUT", "experiment_summary", "session_summaries"]
+from losslab.names import GAP, MEMORIZED, TRAIN_IMAGES, TRUE_ACC
 
-# CUSTOM SCALARS tab: train vs test (vs val) on one chart per metric.
+__all__ = [
+    "HPARAM_KEYS",
+    "OVERFITTING_LAYOUT",
+    "experiment_summary",
+    "hparams_layout",
+    "run_hparams",
+    "session_summaries",
+]
+
+# CUSTOM SCALARS tab: train vs test (vs val) on one chart per metric; with label noise, the
+# accuracy on the noisy and on the true training labels, memorization and the test accuracy.
 OVERFITTING_LAYOUT = {
     "Overfitting": {
-        "accuracy: train vs test": ["Multiline", [r"acc/(train|val|test)"]],
+        "accuracy: train vs test": ["Multiline", [r"acc/(train|val|test)$"]],
         "loss: train vs test": ["Multiline", [r"loss/(train|val|test)"]],
-        "gap: train - test accuracy": ["Multiline", [r"gap/acc"]],
+        "gap: train - test accuracy": ["Multiline", [GAP]],
+        "label noise: noisy vs true train labels, memorized, test": [
+            "Multiline",
+            [rf"^(acc/train|{TRUE_ACC}|{MEMORIZED}|acc/test)$"],
+        ],
         "calibration error (ECE)": ["Multiline", [r"ece/(train|val|test)"]],
         "NLL (plain cross-entropy)": ["Multiline", [r"nll/(train|val|test)"]],
     }
 }
+# HPARAMS column -> the override key it comes from (groups: the chosen config's name)
+HPARAM_KEYS = {
+    "loss": "loss",
+    "lr": "optimizer.lr",
+    "batch_size": "data.batch_size",
+    "optimizer": "optimizer",
+    "from_logits": "loss.from_logits",
+    "hidden": "model.hidden",
+    "activation": "model.activation",
+    "train_size": "data.train_size",
+    "val_size": "data.val_size",
+    "label_noise": "data.label_noise",
+    "seed": "seed",
+    "threads": "threads",
+}
+HPARAM_NAMES = {key: name for name, key in HPARAM_KEYS.items()}  # override key -> column
 
 
 def _value(v: Any) -> struct_pb2.Value:
@@ -122,3 +155,54 @@ def session_summaries(hparams: Mapping[str, Any], status: str) -> tuple[Summary,
             metadata.SESSION_END_INFO_TAG, plugin_data_pb2.HParamsPluginData(session_end_info=end)
         ),
     )
+
+
+def _select(cfg: DictConfig, key: str) -> Any:
+    value = OmegaConf.select(cfg, key, default=None)
+    return OmegaConf.to_container(value, resolve=True) if isinstance(value, Container) else value
+
+
+def run_hparams(
+    cfg: DictConfig, choices: Mapping[str, Any], swept: Iterable[str]
+) -> dict[str, Any]:
+    """The HPARAMS columns of a run: the same keys in every run (``epochs`` and ``status`` are
+    added at the end), plus any swept key that is not one of them, named by its override key."""
+    out: dict[str, Any] = {}
+    for name, key in HPARAM_KEYS.items():
+        out[name] = choices.get(key) if key in ("loss", "optimizer") else _select(cfg, key)
+    out["hidden"] = "-".join(map(str, out["hidden"]))
+    out["from_logits"] = bool(out["from_logits"])
+    out["train_size"] = out["train_size"] or TRAIN_IMAGES - cfg.data.val_size
+    for key in (k for k in swept if k not in HPARAM_NAMES):
+        out[key] = choices[key] if key in choices else _select(cfg, key)
+        if isinstance(out[key], list | dict):
+            out[key] = json.dumps(out[key])
+    return out
+
+
+def hparams_layout(
+    hparams: Mapping[str, Any],
+    swept: Mapping[str, list[str]],
+    options: Mapping[str, Sequence[str]],
+) -> tuple[dict[str, Any], list[str], dict[str, list[Any]]]:
+    """HPARAMS order, the columns that differ (the swept ones; a single run: loss, lr,
+    batch_size) and the values the sidebar filters offer (``options``: the choices of the
+    ``loss``, ``optimizer`` and ``activation`` columns)."""
+    swept_names = [HPARAM_NAMES.get(key, key) for key in swept]
+    differs = swept_names or ["loss", "lr", "batch_size"]
+    order = [*differs, *(n for n in hparams if n not in differs)]
+    domains: dict[str, list[Any]] = {k: sorted(v) for k, v in options.items()}
+    domains["status"] = ["diverged", "ok"]
+    for key, values in swept.items():
+        name = HPARAM_NAMES.get(key, key)
+        kind = type(hparams[name])
+        if name in domains or kind is bool:
+            continue
+        parsed = [yaml.safe_load(v) for v in values]
+        if kind in (int, float):
+            domains[name] = sorted({float(v) for v in parsed if isinstance(v, int | float)})
+        else:
+            domains[name] = sorted(
+                {"-".join(map(str, v)) if isinstance(v, list) else str(v) for v in parsed}
+            )
+    return {n: hparams[n] for n in order}, differs, domains

@@ -11,8 +11,15 @@ from losslab.sweep import run_sweep
 
 
 class LosslabSweeper(BasicSweeper):
-    """Hydra's ``BasicSweeper``: job folders named by what varies, finished jobs skipped when
-    a sweep folder is run again, failed jobs recorded instead of ending the sweep."""
+    """Hydra's ``BasicSweeper``: job folders named by what varies, every job checked before the
+    first runs, finished jobs skipped when a sweep folder is run again, jobs whose folder holds a
+    run of another config refused (``retrain=True``: trained again), failed jobs recorded."""
+
+    def __init__(
+        self, max_batch_size: int | None = None, params: Any = None, retrain: bool = False
+    ) -> None:
+        super().__init__(max_batch_size=max_batch_size, params=params)
+        self.retrain = retrain
 
     def sweep(self, arguments: list[str]) -> Any:
         return run_sweep(self, arguments)

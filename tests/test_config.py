@@ -1,0 +1,242 @@
+"""The config tree, composed in this process: every group's configs and every experiment take
+effect, the command line wins, the YAML values the code relies on reach it (the seed reaches the
+data split), the usual groups (scheduler, debug, csv logger, paths) compose and train, and
+``--help`` lists the groups a user chooses from."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import TINY, command, ok, train
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf, open_dict
+
+from losslab.errors import UsageError
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+USER_GROUPS = ("data", "model", "loss", "optimizer", "scheduler", "trainer", "logger", "callbacks",
+               "paths", "debug", "experiment")  # fmt: skip
+
+
+def config_names(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def compose_train(overrides: list[str], checked: bool = True):
+    """The task config as losslab-train composes it, with every check of a start run on it (the
+    schemas' ranges, the cross-key rules, the constructors'), and its group choices."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from losslab.build import parts
+    from losslab.config import register
+    from losslab.rules import check
+
+    register()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
+    OmegaConf.set_readonly(cfg.hydra, False)
+    cfg.hydra.runtime.output_dir = "/tmp/losslab-compose-test"  # Hydra sets it when it runs
+    HydraConfig.instance().set_config(cfg)
+    choices = dict(cfg.hydra.runtime.choices)
+    with open_dict(cfg):
+        del cfg.hydra
+    if checked:
+        check(cfg, choices)
+        parts(cfg)
+    return cfg
+
+
+def leaves(node, prefix=""):
+    """``dotted.key -> value`` of every leaf of a plain dict (a config file's keys)."""
+    for key, value in node.items():
+        if isinstance(value, dict):
+            yield from leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [f"{g}={n}"]
+        for g in ("data", "model", "loss", "optimizer", "trainer")
+        for n in config_names(g)
+    ],
+)
+def test_every_group_config_composes_and_takes_effect(overrides):
+    import torch
+
+    gpu_missing = overrides == ["trainer=gpu"] and not torch.cuda.is_available()
+    if gpu_missing:
+        with pytest.raises(UsageError, match="needs a CUDA GPU"):
+            compose_train(overrides)
+    cfg = compose_train(overrides, checked=not gpu_missing)
+    group, name = overrides[0].split("=")
+    own = yaml.safe_load((CONF / group / f"{name}.yaml").read_text())
+    for key, value in leaves({k: v for k, v in own.items() if k != "defaults"}):
+        if isinstance(value, str) and value.startswith("${"):
+            continue  # an interpolation (resolved against the environment)
+        assert OmegaConf.select(cfg[group], key) == value, (group, key)
+
+
+@pytest.mark.parametrize("name", config_names("experiment"))
+def test_every_experiment_sets_every_key_it_names(name, tmp_path):
+    """Top-level keys (task_name, seed, ...) included: the experiment wins over train.yaml."""
+    overrides = [f"experiment={name}"]
+    if name.endswith("_final"):  # its lr comes from the tuning stage's choices.yaml
+        (tmp_path / "tune").mkdir()
+        (tmp_path / "tune" / "choices.yaml").write_text(
+            "cee:\n  100:\n    lr: 0.3\n  0.0:\n    lr: 0.2\n"
+        )
+        overrides.append(f"hydra.sweep.dir={tmp_path / 'final'}")
+    cfg = compose_train(overrides)
+    if name == "study_final":
+        assert cfg.optimizer.lr == 0.3
+    if name == "noise_final":
+        assert cfg.optimizer.lr == 0.2
+    spec = yaml.safe_load((CONF / "experiment" / f"{name}.yaml").read_text())
+    checked = 0
+    for key, value in leaves({k: v for k, v in spec.items() if k not in ("defaults", "hydra")}):
+        if isinstance(value, str) and "${" in value:
+            continue
+        assert OmegaConf.select(cfg, key) == value, key
+        checked += 1
+    assert checked >= 2
+    assert "task_name" in spec  # every experiment names its own log folder
+
+
+def test_the_command_line_wins_over_an_experiment():
+    cfg = compose_train(["experiment=overfit", "task_name=mine", "optimizer.lr=0.5"])
+    assert (cfg.task_name, cfg.optimizer.lr, cfg.data.train_size) == ("mine", 0.5, 300)
+
+
+def test_the_seed_reaches_the_data_split_and_the_label_noise_keys_the_data_module():
+    cfg = compose_train(["seed=7", "data.label_noise=0.2", "data.noise_seed=3"])
+    assert OmegaConf.to_container(cfg.data, resolve=True)["seed"] == 7
+    from losslab.build import parts
+
+    datamodule, _ = parts(cfg)
+    assert (datamodule.seed, datamodule.label_noise, datamodule.noise_seed) == (7, 0.2, 3)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["loss=sse", "loss.input=probabilities"], "softmax twice"),
+        (["loss=cee", "loss.from_logits=false", "loss.input=logits"], "log of raw outputs"),
+        (["trainer.steps_per_call=0"], "trainer.steps_per_call"),
+        (["scheduler=step", "scheduler.gamma=2"], "scheduler.gamma"),
+        (["experiment=study_tune", "data.val_size=0"], "data.val_size=0"),
+    ],
+)
+def test_contradictory_settings_are_refused_by_name(overrides, message):
+    with pytest.raises(UsageError, match=message):
+        compose_train(overrides)
+
+
+# -- the usual groups -------------------------------------------------------------------------
+
+
+def test_the_schedulers_compose_with_their_interval():
+    step = compose_train(["scheduler=step"])
+    assert (step.scheduler.step_size, step.scheduler.gamma, step.scheduler.interval) == (
+        2,
+        0.5,
+        "epoch",
+    )
+    cosine = compose_train(["scheduler=cosine", "trainer.max_epochs=7"])
+    assert OmegaConf.to_container(cosine.scheduler, resolve=True)["T_max"] == 7  # the whole run
+    assert compose_train([]).scheduler is None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("scheduler", "expected"),
+    [("step", [0.1, 0.1, 0.1, 0.05]), ("cosine", [0.1, 0.1, 0.075, 0.025])],
+)
+def test_a_scheduler_trains_and_the_lr_is_logged_each_epoch(
+    tmp_path, data_dir, scheduler, expected
+):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    ok(
+        train(
+            *TINY, f"scheduler={scheduler}", "trainer.max_epochs=3", "hydra.run.dir=r", cwd=tmp_path
+        )
+    )
+    events = EventAccumulator(str(tmp_path / "r"))
+    events.Reload()
+    lrs = [e.value for e in events.Scalars("lr")]
+    assert lrs == pytest.approx(
+        expected
+    )  # epoch 0: the initial lr; epoch n: the lr it trained with
+
+
+@pytest.mark.slow
+def test_debug_fast_runs_one_batch_of_each_and_writes_no_checkpoint(tmp_path, data_dir):
+    res = ok(train("debug=fast", "hydra.run.dir=r", cwd=tmp_path))
+    assert "losslab: ok" in res.stdout
+    assert not (tmp_path / "r" / "checkpoints").exists()
+
+
+@pytest.mark.slow
+def test_debug_overfit_drives_the_training_loss_of_a_few_batches_down(tmp_path, data_dir):
+    import json
+
+    ok(train("debug=overfit", "trainer.max_epochs=10", "hydra.run.dir=r", cwd=tmp_path))
+    result = json.loads((tmp_path / "r" / "result.json").read_text())
+    assert result["status"] == "ok"
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "r"), size_guidance={"scalars": 0})
+    events.Reload()
+    loss = [e.value for e in events.Scalars("loss/train")]
+    assert loss[-1] < loss[0] / 4  # the 3 batches are being memorised
+
+
+@pytest.mark.slow
+def test_debug_limit_trains_a_tenth_of_the_batches(tmp_path, data_dir):
+    import torch
+
+    ok(train("debug=limit", "trainer.max_epochs=1", "hydra.run.dir=r", cwd=tmp_path))
+    ckpt = torch.load(tmp_path / "r" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["global_step"] == 60  # 600 batches of 100, 10% of them
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("logger", ["csv", "[tensorboard,csv]"])
+def test_the_csv_logger_alone_or_beside_tensorboard(tmp_path, data_dir, logger):
+    import csv
+
+    ok(train(*TINY, f"logger={logger}", "hydra.run.dir=r", cwd=tmp_path))
+    with (tmp_path / "r" / "csv" / "metrics.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    epochs = [r for r in rows if r.get("acc/test")]
+    assert [int(r["step"]) for r in epochs] == [0, 1]
+    assert bool(list((tmp_path / "r").glob("events.out.tfevents.*"))) == ("tensorboard" in logger)
+
+
+@pytest.mark.slow
+def test_paths_log_dir_from_the_environment_or_the_command_line(tmp_path, data_dir):
+    ok(train(*TINY, cwd=tmp_path, env={"LOSSLAB_LOG_DIR": str(tmp_path / "elsewhere")}))
+    assert len(list((tmp_path / "elsewhere" / "train" / "runs").iterdir())) == 1
+    ok(train(*TINY, "paths.log_dir=mine", cwd=tmp_path))
+    assert len(list((tmp_path / "mine" / "train" / "runs").iterdir())) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", "mine"]
+
+
+def test_help_lists_the_groups_a_user_chooses_from_and_no_internal_one(tmp_path):
+    res = command(sys.executable, "-m", "losslab.train", "--help", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    text = res.stdout
+    assert "losslab-train" in text
+    assert "powered by Hydra" not in text
+    assert "schema" not in text
+    for group in USER_GROUPS:
+        assert f"\n  {group}:" in text, group  # one line per group, with its choices
+    for name in config_names("loss") + config_names("scheduler") + config_names("debug"):
+        assert name in text
+    assert list(tmp_path.iterdir()) == []

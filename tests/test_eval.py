@@ -1,0 +1,79 @@
+"""losslab-eval: a checkpoint evaluated with its run's own config gives the run's last logged
+metrics, every one, on test and val; it writes elsewhere and never touches the run."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import command, tree_digest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from losslab.evaluate import evaluate, find_checkpoint
+
+pytestmark = pytest.mark.slow
+KINDS = ("loss", "acc", "nll", "brier", "ece")
+
+
+@pytest.fixture(scope="module")
+def noisy_run(shared_run) -> Path:
+    """A run with its own quirks to honour: SSE, a validation split, label noise, another seed."""
+    return shared_run(
+        "eval_run",
+        "loss=sse",
+        "seed=3",
+        "data.train_size=800",
+        "data.val_size=700",
+        "data.label_noise=0.3",
+        "data.normalize=false",
+        "trainer.max_epochs=2",
+        "hydra.callbacks={}",
+    )
+
+
+def last_logged(run: Path) -> dict[str, float]:
+    events = EventAccumulator(str(run), size_guidance={"scalars": 0})
+    events.Reload()
+    return {tag: events.Scalars(tag)[-1].value for tag in events.Tags()["scalars"]}
+
+
+def test_eval_of_a_run_folder_equals_its_last_logged_metrics(noisy_run):
+    results = evaluate(find_checkpoint(noisy_run))
+    logged = last_logged(noisy_run)
+    assert sorted(results) == ["test", "val"]
+    for split, values in results.items():
+        assert sorted(values) == sorted(KINDS)
+        for kind in KINDS:  # the same evaluation: the same numbers (float32 to float64 aside)
+            assert values[kind] == pytest.approx(logged[f"{kind}/{split}"], rel=1e-6, abs=1e-7), (
+                split,
+                kind,
+            )
+
+
+def test_the_console_command_prints_and_writes_the_numbers_and_leaves_the_run_alone(
+    noisy_run, tmp_path
+):
+    before = tree_digest(noisy_run)
+    res = command(sys.executable, "-m", "losslab.evaluate", noisy_run, "--out", "out", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "| test " in res.stdout
+    assert "| val " in res.stdout
+    record = json.loads((tmp_path / "out" / "eval.json").read_text())
+    assert record["checkpoint"] == str((noisy_run / "checkpoints" / "last.ckpt").resolve())
+    assert record["metrics"]["test"]["acc"] == pytest.approx(
+        last_logged(noisy_run)["acc/test"], abs=1e-7
+    )
+    assert (tmp_path / "out" / "eval.md").is_file()
+    assert tree_digest(noisy_run) == before
+
+
+def test_eval_without_out_writes_under_the_log_folder(noisy_run, tmp_path):
+    epoch_file = next(
+        p for p in (noisy_run / "checkpoints").iterdir() if p.name.startswith("epoch=")
+    )
+    res = command(sys.executable, "-m", "losslab.evaluate", epoch_file, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    (out,) = (tmp_path / "logs" / "eval").iterdir()
+    assert (out / "eval.json").is_file()
