@@ -370,6 +370,10 @@ def test_ddp_train_batch_size_must_divide_among_ranks(tiny_mnist):
         ({"label_noise": math.nan}, "label_noise must be a probability in [0, 1)"),
         ({"noise_seed": -1}, "noise_seed must be an integer in [0, 2**63), got -1"),
         ({"noise_seed": 1.5}, "noise_seed must be an integer in [0, 2**63), got 1.5"),
+        ({"eval_splits": []}, "eval_splits must be a non-empty list of splits among ['train', "),
+        ({"eval_splits": "val"}, "eval_splits must be a non-empty list of splits among ['train', "),
+        ({"eval_splits": ["dev"]}, "eval_splits must be a non-empty list of splits among ['tr"),
+        ({"eval_splits": ["val"]}, "eval_splits=['val'] measures val, but val_size is 0"),
     ],
 )
 def test_constructor_errors_name_the_argument_first(arguments, message, tmp_path):
@@ -395,6 +399,17 @@ def test_unknown_split_is_rejected_with_the_allowed_ones(real_dm):
         real_dm.eval_dataloader("foo")
     for word in ("'foo'", "'train'", "'val'", "'test'"):
         assert word in str(info.value)
+
+
+def test_eval_splits_choose_the_evaluation_loaders_in_the_usual_order(tiny_mnist):
+    root = tiny_mnist["root"]
+    dm = MNISTDataModule(root, download=False, val_size=10, eval_splits=["test", "val"])
+    dm.setup()
+    assert list(dm.val_dataloader()) == ["val", "test"]
+    assert dm.hparams["eval_splits"] == ["val", "test"]  # saved in checkpoints
+    every = MNISTDataModule(root, download=False)  # the default: all, val only when held out
+    every.setup()
+    assert list(every.val_dataloader()) == ["train", "test"]
 
 
 def test_val_split_without_val_size_is_rejected(real_dm):

@@ -309,3 +309,25 @@ def test_trainer_test_reports_the_test_metrics_of_the_module(data_dir):
         logits = net.eval()(x)
     assert result["acc/test"] == pytest.approx((logits.argmax(1) == y).float().mean().item())
     assert result["loss/test"] == pytest.approx(F.cross_entropy(logits, y).item(), rel=1e-5)
+
+
+def test_a_run_that_measures_val_alone_logs_the_same_val_curve_and_nothing_else(
+    two_epoch_run, tmp_path, data_dir
+):
+    """A study's tuning runs (``data.eval_splits=[val]``) measure what they choose on, nothing
+    else: not a single test prediction. Evaluation draws no random numbers, so the val curve is
+    the full run's, bit for bit."""
+    args = (*SMALL, "trainer.max_epochs=2", "data.val_size=500", "data.eval_splits=[val]")
+    ok(train(*args, "hydra.run.dir=r", cwd=tmp_path))
+    s, full = scalars(events(tmp_path / "r")), scalars(events(two_epoch_run))
+    assert s["acc/val"] == full["acc/val"]
+    assert s["loss/val"] == full["loss/val"]
+    assert not [tag for tag in s if tag.endswith(("/train", "/test"))]
+    result = json.loads((tmp_path / "r" / "result.json").read_text())
+    assert (result["status"], result["epochs"]) == ("ok", 2)
+    assert result["metrics"]["hp/val_acc"] == pytest.approx(full["acc/val"][-1][1], abs=1e-7)
+    assert not [key for key in result["metrics"] if "test" in key]
+    log = (tmp_path / "r" / "train.log").read_text()
+    assert "val acc" in log
+    assert "test acc" not in log
+    assert "test nll" not in log

@@ -62,7 +62,8 @@ class EpochLog(Callback):
         for split in ("train", "val", "test"):
             if f"acc/{split}" in h:
                 parts.append(f"{split} acc {h[f'acc/{split}']:.4f} loss {h[f'loss/{split}']:.4f}")
-        parts.append(f"test nll {h['nll/test']:.4f} ece {h['ece/test']:.4f}")
+        if "nll/test" in h:
+            parts.append(f"test nll {h['nll/test']:.4f} ece {h['ece/test']:.4f}")
         if EPOCH_TIME in h:
             parts.append(f"{h[EPOCH_TIME]:.1f} s")
         log.info("  |  ".join(parts), extra={"console": self.console})

@@ -44,6 +44,7 @@ class DataConfig:
     eval_batch_size: int = 2000
     drop_last: bool = False
     replacement: bool = False
+    eval_splits: list[str] = field(default_factory=lambda: ["train", "val", "test"])
 
 
 @dataclass

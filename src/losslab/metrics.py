@@ -162,15 +162,15 @@ def final_metrics(history: list[dict[str, Any]]) -> dict[str, float]:
     if not history:
         return {}
     last = history[-1]
-    has_val = "acc/val" in last
+    has_val, has_test = "acc/val" in last, "acc/test" in last
     out = {"hp/val_acc": last["acc/val"]} if has_val else {}
-    for kind in ("acc", "ece", "nll", "brier", "loss"):
+    for kind in ("acc", "ece", "nll", "brier", "loss") if has_test else ():
         out[f"hp/test_{kind}"] = last[f"{kind}/test"]
     out["hp/gap_acc"] = last.get(GAP, math.nan)
     if has_val:
         out["hp/val_loss"] = last["loss/val"]
         out["hp/best_val_acc"] = max(h["acc/val"] for h in history)
-    else:
+    elif has_test:
         out["hp/best_test_acc"] = max(h["acc/test"] for h in history)
     return out
 

@@ -132,7 +132,9 @@ def read_run(run_dir: Path, root: Path) -> Run:
         "lr": _number(settings.get("lr"), float),
         "label_noise": _number(settings.get("label_noise"), float),
         "seed": _number(settings.get("seed"), int),
-        "epochs": curves["acc/test"][-1][0] if curves.get("acc/test") else None,
+        "epochs": next(
+            (curves[t][-1][0] for t in ("acc/test", "acc/val", "acc/train") if curves.get(t)), None
+        ),
         **{key: curves[tag][-1][1] if curves.get(tag) else None for key, tag in FINAL.items()},
         "best_epoch": best_epoch,
         "best_acc": best_acc,
