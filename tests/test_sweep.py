@@ -6,14 +6,16 @@ folder (single run, sweep, DDP); the submitit launcher."""
 from __future__ import annotations
 
 import csv
+import pickle
 from pathlib import Path
 
 import pytest
 from conftest import job_folders, ok, train, train_process, tree_digest
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
 
 from losslab.overrides import swept_keys
-from losslab.sweep import job_names
+from losslab.sweep import ComposedOnce, job_names
 
 TINY = ["data.train_size=500", "trainer.max_epochs=1"]
 CRASH = ["+callbacks.crash._target_=crash_callback.CrashAfterEpoch"]
@@ -193,6 +195,7 @@ def test_a_sweep_over_experiments_gives_each_its_own_folder_and_a_rerun_skips_th
 
 
 @pytest.mark.slow
+@pytest.mark.process
 def test_a_user_config_folder_reaches_the_ddp_processes_of_a_sweep(user_conf, tmp_path, data_dir):
     res = train_process("-m", "--config-dir", str(user_conf), "experiment=tiny_b", "trainer=ddp",
                         "trainer.devices=2", "seed=7,8", "hydra.sweep.dir=sweep", cwd=tmp_path)  # fmt: skip
@@ -205,6 +208,7 @@ def test_a_user_config_folder_reaches_the_ddp_processes_of_a_sweep(user_conf, tm
 
 
 @pytest.mark.slow
+@pytest.mark.process
 def test_a_submitit_local_sweep_of_two_jobs_completes(tmp_path, data_dir):
     res = train_process("-m", "hydra/launcher=submitit_local", "loss=sse,cee", *TINY, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
@@ -212,3 +216,33 @@ def test_a_submitit_local_sweep_of_two_jobs_completes(tmp_path, data_dir):
     assert job_folders(sweep) == ["loss=cee", "loss=sse"]
     assert all((sweep / j / "checkpoints" / "last.ckpt").is_file() for j in job_folders(sweep))
     assert (sweep / "summary.csv").is_file()
+
+
+class CountingLoader:
+    """Hydra's config loader, as far as ComposedOnce uses it: counts its compositions."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def load_sweep_config(self, master_config, sweep_overrides):
+        self.calls.append(list(sweep_overrides))
+        return OmegaConf.create({"job": list(sweep_overrides), "nested": {"x": 1}})
+
+    def get_sources(self) -> str:
+        return "sources"
+
+
+def test_a_sweep_composes_each_job_once_and_hands_out_copies():
+    loader = CountingLoader()
+    once = ComposedOnce(loader)
+    master = OmegaConf.create({})
+    first = once.load_sweep_config(master, ["loss=sse"])
+    first.nested.x = 99  # a job that changes its config changes its own copy only
+    again = once.load_sweep_config(master, ["loss=sse"])
+    other = once.load_sweep_config(master, ["loss=cee"])
+    assert loader.calls == [["loss=sse"], ["loss=cee"]]
+    assert (again.nested.x, list(again.job), list(other.job)) == (1, ["loss=sse"], ["loss=cee"])
+    assert once.get_sources() == "sources"  # everything else is Hydra's loader
+    shipped = pickle.loads(pickle.dumps(once))  # to a launcher's worker process: no cache
+    shipped.load_sweep_config(master, ["loss=sse"])
+    assert shipped._loader.calls == [["loss=sse"], ["loss=cee"], ["loss=sse"]]

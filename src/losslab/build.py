@@ -90,6 +90,19 @@ def _load_weights(module: Classifier, path: str) -> None:
     module.load_state_dict(state)
 
 
+def _group_options() -> dict[str, list[str]]:
+    """The configs a user can choose for ``loss`` and ``optimizer`` (the HPARAMS filters), asked
+    of Hydra once per process and config search path (a sweep worker's jobs share them)."""
+    loader = GlobalHydra.instance().config_loader()
+    key = repr(loader.get_sources())
+    if key not in _OPTIONS:
+        _OPTIONS[key] = {g: sorted(loader.get_group_options(g)) for g in ("loss", "optimizer")}
+    return _OPTIONS[key]
+
+
+_OPTIONS: dict[str, dict[str, list[str]]] = {}
+
+
 def build(
     cfg: DictConfig,
     choices: Mapping[str, Any],
@@ -116,9 +129,7 @@ def build(
         raise UsageError(" ".join(str(err).split())) from err
     if cfg.init_from is not None:
         _load_weights(module, cfg.init_from)
-    loader = GlobalHydra.instance().config_loader()
-    options = {g: loader.get_group_options(g) for g in ("loss", "optimizer")}
-    options["activation"] = list(ACTIVATIONS)
+    options = {**_group_options(), "activation": list(ACTIVATIONS)}
     hparams = tb.run_hparams(cfg, choices, list(swept))
     hparams, differs, domains = tb.hparams_layout(hparams, swept, options)
     progress = cfg.trainer.enable_progress_bar and sys.stdout.isatty()

@@ -50,7 +50,7 @@ from losslab.errors import UsageError, one_line
 from losslab.rules import check
 from losslab.rundir import RunDir
 
-__all__ = ["FAILED_JOBS", "ReportOnMultirunEnd", "job_names", "run_sweep"]
+__all__ = ["FAILED_JOBS", "ComposedOnce", "ReportOnMultirunEnd", "job_names", "run_sweep"]
 
 log = logging.getLogger(__name__)
 # names of the jobs of this process's sweeps that failed (losslab-train turns them into status 1)
@@ -79,6 +79,36 @@ def job_names(overrides: Sequence[Override], jobs: Sequence[Sequence[str]]) -> l
         seen[name] = seen.get(name, 0) + 1
         names.append(name if seen[name] == 1 else f"{name},#{seen[name]}")
     return names
+
+
+class ComposedOnce:
+    """The config loader a losslab sweep gives its launcher: each job's config is composed once.
+    The sweeper composes every job to check it before any runs; an in-process launcher (Hydra's
+    basic one) then gets a copy of that config instead of composing it a second time (Hydra's
+    composition is most of a short run's fixed cost). Everything else goes to Hydra's loader;
+    pickled for a launcher's worker process, the cache stays behind."""
+
+    def __init__(self, loader: Any) -> None:
+        self._loader, self._composed = loader, {}
+
+    def load_sweep_config(
+        self, master_config: DictConfig, sweep_overrides: list[str]
+    ) -> DictConfig:
+        key = tuple(sweep_overrides)
+        if key not in self._composed:
+            self._composed[key] = self._loader.load_sweep_config(
+                master_config, list(sweep_overrides)
+            )
+        return copy.deepcopy(self._composed[key])
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loader, name)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"_loader": self._loader, "_composed": {}}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
 
 
 def _quoted(value: str) -> str:

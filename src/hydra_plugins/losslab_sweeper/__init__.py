@@ -6,8 +6,10 @@ namespace, and its plugin scan re-executes these modules, so the class is define
 from typing import Any
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig
 
-from losslab.sweep import run_sweep
+from losslab.sweep import ComposedOnce, run_sweep
 
 
 class LosslabSweeper(BasicSweeper):
@@ -20,6 +22,12 @@ class LosslabSweeper(BasicSweeper):
     ) -> None:
         super().__init__(max_batch_size=max_batch_size, params=params)
         self.retrain = retrain
+
+    def setup(
+        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
+    ) -> None:
+        once = HydraContext(ComposedOnce(hydra_context.config_loader), hydra_context.callbacks)
+        super().setup(hydra_context=once, task_function=task_function, config=config)
 
     def sweep(self, arguments: list[str]) -> Any:
         return run_sweep(self, arguments)

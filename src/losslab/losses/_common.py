@@ -116,6 +116,10 @@ def _check_indices(target: Tensor, num_classes: int, ignore_index: int | None) -
     """
     if torch.compiler.is_compiling():
         return
+    if not target.is_cuda and target.numel():
+        low, high = torch.aminmax(target)  # one pass; the common case ends here
+        if low >= 0 and high < num_classes:
+            return
     bad = (target < 0) | (target >= num_classes)
     if ignore_index is not None:
         bad &= target != ignore_index
