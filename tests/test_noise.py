@@ -209,6 +209,7 @@ def test_a_noisy_run_logs_true_accuracy_and_memorization_and_charts_them(shared_
 
 
 @pytest.mark.slow
+@pytest.mark.process
 def test_a_tiny_noise_study_compares_last_epoch_and_early_stopped_accuracy(tmp_path, data_dir):
     args = ["noise", "--dir", "st", "--losses", "cee,mae", "--noise", "0,0.4", "--lrs", "0.1,1",
             "--tune-seeds", "7,8", "--seeds", "0,1", "data.train_size=300", "data.val_size=300",

@@ -430,6 +430,7 @@ def test_the_noise_verdict_compares_last_epoch_and_early_stopped_accuracy(tmp_pa
         ["verdict", "st", "--margin", "0"],
     ],
 )
+@pytest.mark.process
 def test_bad_study_settings_fail_in_one_line_through_the_command(tmp_path, args):
     fair_study(tmp_path / "st")  # a study folder that must stay as it is
     before = tree_digest(tmp_path)
@@ -453,9 +454,9 @@ def test_bad_study_settings_fail_in_one_line_through_the_command(tmp_path, args)
         (["--margin", "1"], "--margin=1.0: the equivalence margin must be in (0, 1)"),
         (["--margin", "nan"], "--margin=nan"),
         (["data.val_size=0"], "data.val_size=0: the study chooses on a validation split"),
-        (["seed=3"], "seed=3: use the study's options"),
-        (["optimizer.lr=0.1"], "optimizer.lr=0.1: use the study's options"),
-        (["data.batch_size=10"], "data.batch_size=10: use the study's options"),
+        (["seed=3"], "seed=3: use --tune-seeds and --seeds"),
+        (["optimizer.lr=0.1"], "optimizer.lr=0.1: use --lrs"),
+        (["data.batch_size=10"], "data.batch_size=10: use --batch-sizes"),
     ],
 )
 def test_bad_study_settings_are_refused_before_anything_runs(
@@ -537,6 +538,7 @@ TINY_STUDY = ["--losses", "cee,sse", "--batch-sizes", "100", "--lrs", "0.1,1",
 
 
 @pytest.mark.slow
+@pytest.mark.process
 def test_a_tiny_study_runs_both_stages_to_the_verdict_then_skips_or_refuses_a_rerun(
     tmp_path, data_dir, capfd, monkeypatch
 ):

@@ -36,8 +36,13 @@ def choose(tune_dir: Path, by: str = "batch_size") -> dict[str, dict[Any, dict[s
         if None in (r["loss"], r[by], r["lr"]):
             continue
         ok = r["status"] == "ok" and r["val_acc"] is not None
-        place(seen.setdefault((r["loss"], value_key(r[by]), r["lr"]), {}), r["seed"], r, by,
-               f"loss, {by} and lr")  # fmt: skip
+        place(
+            seen.setdefault((r["loss"], value_key(r[by]), r["lr"]), {}),
+            r["seed"],
+            r,
+            by,
+            f"loss, {by} and lr",
+        )
         cell = grid.setdefault((r["loss"], value_key(r[by])), {})
         cell.setdefault(r["lr"], {})[r["seed"]] = r["val_acc"] if ok else -math.inf
     if not grid:
@@ -102,8 +107,15 @@ def _write_choices(tune_dir: Path, choices: dict, grid: dict, by: str) -> None:
         margin = choice["margin"]
         shown = "-" if margin is None else "∞" if math.isinf(margin) else f"{margin:+.4f}"
         tie = {True: " near-tie", False: "", None: " (1 seed: noise unknown)"}[choice["near_tie"]]
-        body.append([loss, f"{value:g}", *cells, f"{choice['lr']:g}{edge}",
-                     f"{shown} vs {choice['runner_up']:g}{tie}" if choice["runner_up"] else "-"])  # fmt: skip
+        body.append(
+            [
+                loss,
+                f"{value:g}",
+                *cells,
+                f"{choice['lr']:g}{edge}",
+                f"{shown} vs {choice['runner_up']:g}{tie}" if choice["runner_up"] else "-",
+            ]
+        )
     table = markdown_table(header, body, [True, False, *([False] * len(lrs)), False, True])
     edges = [
         f"{loss} at {v:g}"

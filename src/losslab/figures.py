@@ -173,8 +173,16 @@ def plot_noise(
                 for _, s in points
             ]
             color = colors.setdefault(loss, f"C{len(colors)}")
-            ax.errorbar(xs, ys, yerr=errors, fmt=f"o{style}", color=color, capsize=3, ms=4,
-                        label=f"{loss}, {when}")  # fmt: skip
+            ax.errorbar(
+                xs,
+                ys,
+                yerr=errors,
+                fmt=f"o{style}",
+                color=color,
+                capsize=3,
+                ms=4,
+                label=f"{loss}, {when}",
+            )
     ax.set(xlabel="label noise p (fraction of training labels flipped)", ylabel="test accuracy")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

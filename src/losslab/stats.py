@@ -1,10 +1,10 @@
 """The statistics losslab draws conclusions with (scipy): intervals over seeds, paired and
 unpaired differences, Holm's correction for a family of tests, equivalence (TOST) and power.
 
-The method (GUIDE §3): a difference is a finding only with its spread; runs paired by seed get a
-paired test; a table of tests is a family (Holm); equality is claimed only by an equivalence test
-with a margin fixed before the run, otherwise the word is "inconclusive", with the smallest
-difference the design could have detected.
+The method (README, "The fair verdict"): a difference is a finding only with its spread; runs
+paired by seed get a paired test; a table of tests is a family (Holm); equality is claimed only
+by an equivalence test with a margin fixed before the run, otherwise the word is "inconclusive",
+with the smallest difference the design could have detected.
 """
 
 from __future__ import annotations
@@ -89,12 +89,24 @@ def paired(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
     n, diff = len(d), float(d.mean())
     sd = float(d.std(ddof=1))
     if not sd > 0:  # constant differences: no spread to test against
-        return {"n": n, "diff": diff, "sd": sd, "ci_low": diff, "ci_high": diff,
-                "p": 0.0 if diff else 1.0}  # fmt: skip
+        return {
+            "n": n,
+            "diff": diff,
+            "sd": sd,
+            "ci_low": diff,
+            "ci_high": diff,
+            "p": 0.0 if diff else 1.0,
+        }
     test = stats.ttest_rel(a, b)
     ci = test.confidence_interval(0.95)
-    return {"n": n, "diff": diff, "sd": sd, "ci_low": float(ci.low), "ci_high": float(ci.high),
-            "p": float(test.pvalue)}  # fmt: skip
+    return {
+        "n": n,
+        "diff": diff,
+        "sd": sd,
+        "ci_low": float(ci.low),
+        "ci_high": float(ci.high),
+        "p": float(test.pvalue),
+    }
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:

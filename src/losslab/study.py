@@ -57,13 +57,43 @@ class Study:
 
 
 STUDIES = {
-    "run": Study(FAIR, "study", "logs/study", "data.batch_size", {
-        "losses": "cee,sse,sse_logits", "values": "32,100,256,1024",
-        "lrs": "0.01,0.03,0.1,0.3,1,3", "tune_seeds": "100,101", "seeds": "0,1,2,3,4"}),
-    "noise": Study(NOISE, "noise", "logs/study-noise", "data.label_noise", {
-        "losses": "cee,sse,mae", "values": "0,0.2,0.4,0.6",
-        "lrs": "0.03,0.1,0.3,1,3", "tune_seeds": "100,101", "seeds": "0,1,2,3,4"}),
-}  # fmt: skip
+    "run": Study(
+        FAIR,
+        "study",
+        "logs/study",
+        "data.batch_size",
+        {
+            "losses": "cee,sse,sse_logits",
+            "values": "32,100,256,1024",
+            "lrs": "0.01,0.03,0.1,0.3,1,3",
+            "tune_seeds": "100,101",
+            "seeds": "0,1,2,3,4",
+        },
+    ),
+    "noise": Study(
+        NOISE,
+        "noise",
+        "logs/study-noise",
+        "data.label_noise",
+        {
+            "losses": "cee,sse,mae",
+            "values": "0,0.2,0.4,0.6",
+            "lrs": "0.001,0.003,0.01,0.03,0.1,0.3,1,3",
+            "tune_seeds": "100,101",
+            "seeds": "0,1,2,3,4",
+        },
+    ),
+}
+
+
+# overrides a study sets itself: given on the command line, they would replace its grid
+REFUSED_OVERRIDES = {
+    "data.val_size=0": "the study chooses on a validation split",
+    "hydra.sweep.dir=": "use --dir",
+    "seed=": "use --tune-seeds and --seeds",
+    "loss=": "use --losses",
+    "optimizer.lr=": "use --lrs",
+}
 
 
 def _values(flag: str, text: str, kind: type, check: Any = None) -> list[Any]:
@@ -101,15 +131,25 @@ def _train(args: list[str]) -> None:
         raise SystemExit(status)
 
 
-def run(study: Study, study_dir: Path, overrides: list[str], options: dict[str, str],
-        margin: float = MARGIN, retrain: bool = False) -> list[dict[str, Any]]:  # fmt: skip
+def run(
+    study: Study,
+    study_dir: Path,
+    overrides: list[str],
+    options: dict[str, str],
+    margin: float = MARGIN,
+    retrain: bool = False,
+) -> list[dict[str, Any]]:
     """The four stages of ``study`` into ``study_dir/tune``, ``study_dir/final`` and
     ``study_dir``; ``options`` override the study's defaults (comma-separated sweep values)."""
     check_margin(margin)
     given = {**study.defaults, **{k: v for k, v in options.items() if v is not None}}
     value_check = _noise if study.protocol is NOISE else _positive
-    values = _values(f"--{'noise' if study.protocol is NOISE else 'batch-sizes'}", given["values"],
-                     float if study.protocol is NOISE else int, value_check)  # fmt: skip
+    values = _values(
+        f"--{'noise' if study.protocol is NOISE else 'batch-sizes'}",
+        given["values"],
+        float if study.protocol is NOISE else int,
+        value_check,
+    )
     lrs = _values("--lrs (optimizer.lr)", given["lrs"], float, _positive)
     tune_seeds = _values("--tune-seeds (seed)", given["tune_seeds"], int, _seed)
     seeds = _values("--seeds (seed)", given["seeds"], int, _seed)
@@ -124,21 +164,34 @@ def run(study: Study, study_dir: Path, overrides: list[str], options: dict[str, 
             f"--tune-seeds and --seeds share {','.join(map(str, shared))}: the seeds that tune "
             f"the lr must never be seeds that report"
         )
-    for key in ("data.val_size=0", "hydra.sweep.dir=", "seed=", "loss=", "optimizer.lr=",
-                f"{study.key}="):  # fmt: skip
+    flag = "--noise" if study.protocol is NOISE else "--batch-sizes"
+    refused = {**REFUSED_OVERRIDES, f"{study.key}=": f"use {flag}"}
+    for key, why in refused.items():
         bad = [o for o in overrides if o.replace(" ", "").lstrip("+~").startswith(key)]
         if bad:
-            why = ("the study chooses on a validation split" if "val_size" in key
-                   else "use --dir" if "sweep" in key else "use the study's options")  # fmt: skip
             raise StudyError(f"{bad[0]}: {why}")
     common = [f"loss={given['losses']}", f"{study.key}={','.join(f'{v:g}' for v in values)}"]
     common += ["hydra.sweeper.retrain=true"] if retrain else []
-    _train([f"experiment={study.experiment}_tune", f"hydra.sweep.dir={study_dir / 'tune'}", *common,
+    _train(
+        [
+            f"experiment={study.experiment}_tune",
+            f"hydra.sweep.dir={study_dir / 'tune'}",
+            *common,
             f"optimizer.lr={','.join(f'{lr:g}' for lr in lrs)}",
-            f"seed={','.join(map(str, tune_seeds))}", *overrides])  # fmt: skip
+            f"seed={','.join(map(str, tune_seeds))}",
+            *overrides,
+        ]
+    )
     choose(study_dir / "tune", study.protocol.by)
-    _train([f"experiment={study.experiment}_final", f"hydra.sweep.dir={study_dir / 'final'}",
-            *common, f"seed={','.join(map(str, seeds))}", *overrides])  # fmt: skip
+    _train(
+        [
+            f"experiment={study.experiment}_final",
+            f"hydra.sweep.dir={study_dir / 'final'}",
+            *common,
+            f"seed={','.join(map(str, seeds))}",
+            *overrides,
+        ]
+    )
     return verdict(study_dir, study.protocol, margin)
 
 

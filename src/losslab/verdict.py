@@ -10,6 +10,18 @@ from pathlib import Path
 from typing import Any
 
 from losslab.figures import plot_noise, plot_reliability, pooled_bins
+from losslab.protocol import (
+    FAIR,
+    MARGIN,
+    NOISE,
+    Protocol,
+    StudyError,
+    check_margin,
+    finished_rows,
+    load_choices,
+    place,
+    value_key,
+)
 from losslab.rundir import RunDir
 from losslab.stats import (
     ALPHA,
@@ -25,19 +37,6 @@ from losslab.stats import (
 from losslab.tables import markdown_table, mean_ci, write_csv
 
 __all__ = ["verdict"]
-
-from losslab.protocol import (
-    FAIR,
-    MARGIN,
-    NOISE,
-    Protocol,
-    StudyError,
-    check_margin,
-    finished_rows,
-    load_choices,
-    place,
-    value_key,
-)
 
 
 def _cells(
@@ -64,8 +63,13 @@ def _cells(
         missing = [m for m, _ in protocol.metrics if not _finite(r[m])]
         if missing:
             raise StudyError(f"{r['folder']}: holds no {missing[0]} (acc/test curve) to compare")
-        place(cells.setdefault((value, r["loss"]), {}), r["seed"], r, protocol.by,
-               f"loss and {protocol.by}")  # fmt: skip
+        place(
+            cells.setdefault((value, r["loss"]), {}),
+            r["seed"],
+            r,
+            protocol.by,
+            f"loss and {protocol.by}",
+        )
     few = {k: len(v) for k, v in cells.items() if len(v) < 2}
     if not cells or few:
         found = (
@@ -100,10 +104,19 @@ def _compare(
                     f"needs at least 2 seeds run with both losses"
                 )
             x, y = [a[s][metric] for s in seeds], [b[s][metric] for s in seeds]
-            rows.append({protocol.by: value, "first": first, "second": second, "seeds": len(seeds),
-                         **paired(x, y), "p_tost": tost([i - j for i, j in zip(x, y, strict=True)], margin),
-                         "lr_ratio": b[seeds[0]]["lr"] / a[seeds[0]]["lr"],
-                         "near_tie": bool(ties.get((first, value)) or ties.get((second, value)))})  # fmt: skip
+            differences = [i - j for i, j in zip(x, y, strict=True)]
+            rows.append(
+                {
+                    protocol.by: value,
+                    "first": first,
+                    "second": second,
+                    "seeds": len(seeds),
+                    **paired(x, y),
+                    "p_tost": tost(differences, margin),
+                    "lr_ratio": b[seeds[0]]["lr"] / a[seeds[0]]["lr"],
+                    "near_tie": bool(ties.get((first, value)) or ties.get((second, value))),
+                }
+            )
     for key, adjusted in (("p", "p_holm"), ("p_tost", "p_tost_holm")):
         for row, p in zip(rows, holm([r[key] for r in rows]), strict=True):
             row[adjusted] = p
@@ -133,8 +146,13 @@ def verdict(study_dir: Path, protocol: Protocol = FAIR, margin: float = MARGIN) 
     per_loss = []
     for value, loss in sorted(cells, key=lambda k: (k[0], losses.index(k[1]))):
         members = list(cells[(value, loss)].values())
-        row = {protocol.by: value, "loss": loss, "lr": members[0]["lr"], "n": len(members),
-               "diverged": sorted(x["run"] for x in members if x["status"] == "diverged")}  # fmt: skip
+        row = {
+            protocol.by: value,
+            "loss": loss,
+            "lr": members[0]["lr"],
+            "n": len(members),
+            "diverged": sorted(x["run"] for x in members if x["status"] == "diverged"),
+        }
         for m in ("test_acc", "test_at_best", "test_ece", "test_nll"):
             row[m] = summarize([x[m] for x in members])
         per_loss.append(row)
@@ -151,10 +169,15 @@ def verdict(study_dir: Path, protocol: Protocol = FAIR, margin: float = MARGIN) 
         plot_noise(lines, study_dir / "noise.png")
     else:
         panels = {
-            value: {loss: pooled_bins([RunDir(r["folder"]).reliability() for r in cells[(value, loss)].values()])
-                    for loss in losses if (value, loss) in cells}
+            value: {
+                loss: pooled_bins(
+                    [RunDir(r["folder"]).reliability() for r in cells[(value, loss)].values()]
+                )
+                for loss in losses
+                if (value, loss) in cells
+            }
             for value in sorted({v for v, _ in cells})
-        }  # fmt: skip
+        }
         plot_reliability(
             panels,
             "Reliability of the final models on the test set (seeds pooled)",
@@ -164,16 +187,35 @@ def verdict(study_dir: Path, protocol: Protocol = FAIR, margin: float = MARGIN) 
 
 
 def _family_table(rows: Sequence[dict], by: str, margin: float) -> str:
-    header = [by.replace("_", " "), "comparison", "n", "difference", "95% CI (paired)", "p",
-              "p Holm", "p TOST Holm", "verdict", f"detectable ({POWER:.0%} power)", "seeds to decide"]  # fmt: skip
+    header = [
+        by.replace("_", " "),
+        "comparison",
+        "n",
+        "difference",
+        "95% CI (paired)",
+        "p",
+        "p Holm",
+        "p TOST Holm",
+        "verdict",
+        f"detectable ({POWER:.0%} power)",
+        "seeds to decide",
+    ]
     body = [
-        [f"{r[by]:g}", f"{r['first']} - {r['second']}" + (" (lr near-tie)" if r["near_tie"] else ""),
-         str(r["seeds"]), f"{r['diff']:+.4f}", f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]",
-         f"{r['p']:.3g}", f"{r['p_holm']:.3g}", f"{r['p_tost_holm']:.3g}", r["word"],
-         "-" if math.isnan(r["detectable"]) else f"{r['detectable']:.4f}",
-         "-" if r["word"] != "inconclusive" else str(r["seeds_to_decide"] or "> 10000")]
+        [
+            f"{r[by]:g}",
+            f"{r['first']} - {r['second']}" + (" (lr near-tie)" if r["near_tie"] else ""),
+            str(r["seeds"]),
+            f"{r['diff']:+.4f}",
+            f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]",
+            f"{r['p']:.3g}",
+            f"{r['p_holm']:.3g}",
+            f"{r['p_tost_holm']:.3g}",
+            r["word"],
+            "-" if math.isnan(r["detectable"]) else f"{r['detectable']:.4f}",
+            "-" if r["word"] != "inconclusive" else str(r["seeds_to_decide"] or "> 10000"),
+        ]
         for r in rows
-    ]  # fmt: skip
+    ]
     return markdown_table(
         header, body, [False, True, False, False, False, False, False, False, True, False, False]
     )
@@ -184,11 +226,27 @@ def _write(
 ) -> None:
     by = protocol.by
     metrics = ["test_acc", "test_at_best"] if protocol is NOISE else ["test_acc"]
-    header = [by.replace("_", " "), "loss", "chosen lr", "n",
-              *("test acc (last)" if m == "test_acc" else "test acc (early-stopped)" for m in metrics),
-              "test ECE", "test NLL"]  # fmt: skip
-    body = [[f"{r[by]:g}", r["loss"], f"{r['lr']:g}", str(r["n"]), *(mean_ci(r[m]) for m in metrics),
-             mean_ci(r["test_ece"]), mean_ci(r["test_nll"])] for r in per_loss]  # fmt: skip
+    header = [
+        by.replace("_", " "),
+        "loss",
+        "chosen lr",
+        "n",
+        *("test acc (last)" if m == "test_acc" else "test acc (early-stopped)" for m in metrics),
+        "test ECE",
+        "test NLL",
+    ]
+    body = [
+        [
+            f"{r[by]:g}",
+            r["loss"],
+            f"{r['lr']:g}",
+            str(r["n"]),
+            *(mean_ci(r[m]) for m in metrics),
+            mean_ci(r["test_ece"]),
+            mean_ci(r["test_nll"]),
+        ]
+        for r in per_loss
+    ]
     table = markdown_table(header, body, [False, True] + [False] * (len(header) - 2))
     sections = [
         f"### {label}\n\n{_family_table(families[m], by, margin)}" for m, label in protocol.metrics
@@ -224,16 +282,44 @@ held. "(lr near-tie)": one of the two lrs was chosen by a margin inside the seed
 ![figure]({figure})
 """
     (study_dir / "verdict.md").write_text(text)
-    fields = [by, "first", "second", "seeds", "diff", "sd", "ci_low", "ci_high", "p", "p_holm",
-              "p_tost", "p_tost_holm", "word", "detectable", "seeds_to_decide", "lr_ratio", "near_tie"]  # fmt: skip
+    fields = [
+        by,
+        "first",
+        "second",
+        "seeds",
+        "diff",
+        "sd",
+        "ci_low",
+        "ci_high",
+        "p",
+        "p_holm",
+        "p_tost",
+        "p_tost_holm",
+        "word",
+        "detectable",
+        "seeds_to_decide",
+        "lr_ratio",
+        "near_tie",
+    ]
     write_csv(
         [r | {"metric": m} for m, rows in families.items() for r in rows],
         ["metric", *fields],
         study_dir / "verdict.csv",
     )
-    flat = [{by: r[by], "loss": r["loss"], "lr": r["lr"], "n": r["n"],
-             **{f"{m}_{k}": r[m][k] for m in ("test_acc", "test_at_best", "test_ece", "test_nll")
-                for k in ("mean", "std", "ci_low", "ci_high")}} for r in per_loss]  # fmt: skip
+    flat = [
+        {
+            by: r[by],
+            "loss": r["loss"],
+            "lr": r["lr"],
+            "n": r["n"],
+            **{
+                f"{m}_{k}": r[m][k]
+                for m in ("test_acc", "test_at_best", "test_ece", "test_nll")
+                for k in ("mean", "std", "ci_low", "ci_high")
+            },
+        }
+        for r in per_loss
+    ]
     write_csv(flat, list(flat[0]), study_dir / "losses.csv")
     print(
         f"{table}\n\n"
