@@ -216,7 +216,7 @@ def shared_run(shared_dir: Path, data_dir: Path) -> Callable[..., Path]:
     return make
 
 
-TINY = ("data.train_size=500", "trainer.max_epochs=1", "hydra.callbacks={}")
+TINY = ("data.train_size=500", "trainer.max_epochs=1", "~hydra.callbacks.report")
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ import yaml
 from conftest import ok, train, tree_digest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-SMALL = ["data.train_size=1000", "trainer.max_epochs=1", "hydra.callbacks={}"]
+SMALL = ["data.train_size=1000", "trainer.max_epochs=1", "~hydra.callbacks.report"]
 CRASH = ["+callbacks.crash._target_=crash_callback.CrashAfterEpoch", "+callbacks.crash.epoch=1"]
 pytestmark = pytest.mark.slow
 
@@ -48,7 +48,7 @@ def interrupted_sse(tmp_path_factory, data_dir) -> tuple[Path, Path]:
         "loss=sse",
         "data.train_size=1000",
         "trainer.max_epochs=2",
-        "hydra.callbacks={}",
+        "~hydra.callbacks.report",
         *CRASH,
     ]
     ok(train(*two_epochs, "hydra.run.dir=whole", cwd=root))

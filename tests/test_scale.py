@@ -9,8 +9,8 @@ import pytest
 from conftest import train_process
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-SMALL = ["data.train_size=1000", "trainer.max_epochs=1", "hydra.callbacks={}"]
-pytestmark = pytest.mark.slow
+SMALL = ["data.train_size=1000", "trainer.max_epochs=1", "~hydra.callbacks.report"]
+pytestmark = [pytest.mark.slow, pytest.mark.process]
 
 
 def curves(run_dir: Path) -> dict[str, list[tuple[int, float]]]:

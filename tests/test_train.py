@@ -21,7 +21,7 @@ from losslab.data import MNISTDataModule
 from losslab.module import Classifier
 
 SPLIT_TAGS = ["loss", "acc", "nll", "brier", "ece"]
-SMALL = ["data.train_size=500", "data.eval_batch_size=5000", "hydra.callbacks={}"]
+SMALL = ["data.train_size=500", "data.eval_batch_size=5000", "~hydra.callbacks.report"]
 pytestmark = pytest.mark.slow
 
 

@@ -42,7 +42,8 @@ def child_command(local_rank: int) -> tuple[list[str], str]:
         f"hydra.run.dir='{hc.runtime.output_dir}'",  # quoted: job folders hold = and ,
         f"hydra.job.name=ddp_rank_{local_rank}",
         "hydra.mode=RUN",
-        "hydra.callbacks={}",
+        # no Hydra callback runs twice (`hydra.callbacks={}` would merge, not empty, the dict)
+        *(f"~hydra.callbacks.{name}" for name in hc.callbacks),
     ]
     return command, hydra.utils.get_original_cwd()
 
