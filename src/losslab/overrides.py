@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -96,4 +97,15 @@ def this_sweep() -> dict[str, list[str]]:
     if hc.mode != RunMode.MULTIRUN:
         return {}
     file = Path(hc.sweep.dir) / "multirun.yaml"
-    return swept_keys(sweep_overrides(OmegaConf.load(file))) if file.is_file() else {}
+    if not file.is_file():
+        return {}
+    stat = file.stat()
+    swept = _swept_in(str(file), stat.st_mtime_ns, stat.st_size)
+    return {k: list(v) for k, v in swept.items()}
+
+
+@functools.lru_cache(maxsize=4)
+def _swept_in(file: str, mtime_ns: int, size: int) -> dict[str, list[str]]:
+    """:func:`swept_keys` of a sweep's ``multirun.yaml``, read once per sweep (and version of
+    the file), not once per job."""
+    return swept_keys(sweep_overrides(OmegaConf.load(file)))
