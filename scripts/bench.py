@@ -313,156 +313,15 @@ def loss_times(device, reps: int) -> list[dict]:
 # -- report -------------------------------------------------------------------------------------
 
 
-def target(what: str, value: float, limit: float, above: bool = False) -> bool:
+def target(what: str, value: float, limit: float, above: bool = False, unit: str = "x") -> bool:
     """Print one target line with PASS or MISS; returns whether it passed."""
     ok = value >= limit if above else value <= limit
-    print(f"target: {what}: {value:.2f}x {'PASS' if ok else 'MISS'}")
+    shown = f"{value:.2f}x" if unit == "x" else f"{value:.3f} {unit}"
+    print(f"target: {what}: {shown} {'PASS' if ok else 'MISS'}")
     return ok
 
 
 # -- overhead: what a user waits for around the math ----------------------------------------------
-
-
-def run_command(args: list[str], cwd: str) -> float:
-    """Wall time of ``losslab-train ARGS`` (the entry the console script calls), run in this
-    process: the real command less the interpreter's start and imports."""
-    import contextlib
-    import sys
-
-    from hydra.core.global_hydra import GlobalHydra
-
-    import losslab.sweep
-    import losslab.train
-
-    entry = getattr(losslab.train, "entry", None)
-    if entry is None:  # losslab before the orchestration redesign: the console script's function
-        from losslab.cli import train_main as entry
-    for name in ("REFUSED",):
-        getattr(losslab.train, name, []).clear()
-    losslab.sweep.FAILED_JOBS.clear()
-    argv, before, code = sys.argv, os.getcwd(), 0
-    os.chdir(cwd)
-    sys.argv = ["losslab-train", *args]
-    start = time.perf_counter()
-    try:
-        with (
-            open(os.devnull, "w") as null,
-            contextlib.redirect_stdout(null),
-            contextlib.redirect_stderr(null),
-        ):
-            try:
-                entry()
-            except SystemExit as exit_:
-                code = exit_.code or 0
-    finally:
-        wall = time.perf_counter() - start
-        sys.argv = argv
-        os.chdir(before)
-        GlobalHydra.instance().clear()
-    if code:
-        raise RuntimeError(f"losslab-train {' '.join(args)} exited with {code}")
-    return wall
-
-
-def profile_epochs(ctx: Context, epochs: int = 4) -> dict[str, float]:
-    """Seconds per epoch of each phase of the default run, measured by Lightning's SimpleProfiler
-    (every hook, callback and loop step is timed) on an ``epochs``-epoch run."""
-    from lightning.pytorch.profilers import SimpleProfiler
-
-    profilers: list[SimpleProfiler] = []
-    original = L.Trainer.__init__
-
-    def with_profiler(self, *args, **kwargs):
-        profilers.append(SimpleProfiler())
-        original(self, *args, **{**kwargs, "profiler": profilers[-1]})
-
-    L.Trainer.__init__ = with_profiler
-    try:
-        run_command(
-            [f"trainer.max_epochs={epochs}", "hydra.run.dir=profiled"],
-            tempfile.mkdtemp(dir=ctx.logdir),
-        )
-    finally:
-        L.Trainer.__init__ = original
-    durations = profilers[-1].recorded_durations
-    phases = {
-        "training steps (forward, backward, optimizer)": ("run_training_batch",),
-        "evaluation forward passes and metric updates": ("validation_step",),
-        "epoch metrics: compute, log, history": ("on_validation_epoch_end",),
-        "batches: scaling uint8 -> float on device": ("SingleDeviceStrategy.batch_to_device",),
-        "batches: fetching from the loaders": ("train_dataloader_next", "val_next"),
-        "checkpoint": ("[Callback]EpochCheckpoint",),
-        "other callbacks (epoch line, TensorBoard)": (
-            "[Callback]EpochLog",
-            "[Callback]TensorBoardSummary",
-        ),
-    }
-    out = {}
-    for phase, keys in phases.items():
-        total = sum(sum(v) for k, v in durations.items() if any(key in k for key in keys))
-        out[phase] = (
-            total / (epochs + 1) if "evaluation" in phase or "metrics" in phase else total / epochs
-        )
-    return out
-
-
-def section_overhead(ctx: Context) -> dict:
-    """The default run's per-epoch and per-run cost on the wall clock, against the hand loop."""
-    work = tempfile.mkdtemp(dir=ctx.logdir)
-    test_x, test_y = ctx.dm.on_after_batch_transfer(ctx.dm.splits["test"], 0)
-    splits = [(ctx.x_all, ctx.y_all), (test_x.flatten(1).to(ctx.device), test_y.to(ctx.device))]
-    jobs = 4
-    run_command(["trainer.max_epochs=1", "hydra.run.dir=warmup"], work)  # imports, first file read
-    samples: dict[str, list[float]] = {}
-    for rep in range(ctx.reps):
-        net = MLP().to(ctx.device)
-        floor = floor_epoch(ctx.x_all, ctx.y_all, 100, "cee", ctx.device)
-        samples.setdefault("floor", []).append(
-            floor + floor_eval(net, splits, CEELoss(), ctx.device)
-        )
-        for epochs in (1, 4):
-            samples.setdefault(f"run{epochs}", []).append(
-                run_command(
-                    [f"trainer.max_epochs={epochs}", f"hydra.run.dir=r{rep}_{epochs}"], work
-                )
-            )
-        sweep = [
-            "-m",
-            f"seed={','.join(map(str, range(jobs)))}",
-            "trainer.max_epochs=1",
-            f"hydra.sweep.dir=s{rep}",
-        ]
-        samples.setdefault("sweep", []).append(run_command(sweep, work))
-    med = {k: statistics.median(v) for k, v in samples.items()}
-    per_epoch = (med["run4"] - med["run1"]) / 3
-    fixed_single = med["run1"] - per_epoch
-    fixed_sweep = (med["sweep"] - jobs * per_epoch) / jobs
-    ratio = per_epoch / med["floor"]
-    print("overhead: the default run (losslab-train, batch 100, CEE), wall clock, in this process")
-    print(f"  per epoch: (4-epoch run - 1-epoch run) / 3 = {per_epoch:.3f} s")
-    print(
-        f"  floor: hand loop, one epoch + loss and accuracy of train and test = {med['floor']:.3f} s"
-    )
-    print(f"  fixed cost of a run: alone {fixed_single:.3f} s; in a sweep of {jobs} ({med['sweep']:.2f} s "
-          f"wall, report included) {fixed_sweep:.3f} s a run")  # fmt: skip
-    target("per-epoch wall cost <= 1.25x the floor with evaluation, batch 100", ratio, 1.25)
-    ok = fixed_sweep <= 0.5
-    print(
-        f"target: fixed cost per run in a sweep <= 0.5 s: {fixed_sweep:.3f} s {'PASS' if ok else 'MISS'}"
-    )
-    breakdown = profile_epochs(ctx) if hasattr(__import__("losslab.train").train, "entry") else {}
-    if breakdown:
-        print(
-            "  where an epoch's time goes (SimpleProfiler, s per epoch; evaluation counts epoch 0):"
-        )
-        for phase, seconds in breakdown.items():
-            print(f"    {phase:<52} {seconds:.3f}")
-        print(
-            f"    {'everything else (loops, hooks, logging)':<52} {per_epoch - sum(breakdown.values()):.3f}"
-        )
-    return {"overhead": {"per_epoch_s": per_epoch, "floor_s": med["floor"], "ratio": ratio,
-                         "fixed_single_s": fixed_single, "fixed_sweep_s": fixed_sweep,
-                         "medians": med, "breakdown": breakdown}}  # fmt: skip
 
 
 @dataclass
@@ -492,8 +351,12 @@ def section_data(ctx: Context) -> dict:
     rows = []
     for bs, runs in samples.items():
         med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-        row = {"batch_size": bs, **med, "dm_over_bare": med["datamodule"] / med["bare"],
-               "canonical_over_dm": med["canonical"] / med["datamodule"]}  # fmt: skip
+        row = {
+            "batch_size": bs,
+            **med,
+            "dm_over_bare": med["datamodule"] / med["bare"],
+            "canonical_over_dm": med["canonical"] / med["datamodule"],
+        }
         rows.append(row)
         print(
             f"{bs:>6} {med['datamodule']:>11.3f} {med['bare']:>8.3f} {med['canonical']:>10.2f} "
@@ -539,11 +402,22 @@ def section_train(ctx: Context) -> dict:
             ll = statistics.median(t for t, _ in times[("losslab", bs, loss)])
             ll_eval = statistics.median(t for _, t in times[("losslab", bs, loss)])
             floor, bare, canon = med["floor"], med["bare"], med["canonical"]
-            rows.append({"batch_size": bs, "loss": loss, "floor_s": floor, "bare_lightning_s": bare,
-                         "bare_over_floor": bare / floor, "losslab_s": ll, "losslab_with_eval_s": ll_eval,
-                         "canonical_s": canon, "losslab_samples_per_s": 60000 / ll,
-                         "losslab_over_floor": ll / floor, "losslab_with_eval_over_floor": ll_eval / floor,
-                         "canonical_over_losslab": canon / ll})  # fmt: skip
+            rows.append(
+                {
+                    "batch_size": bs,
+                    "loss": loss,
+                    "floor_s": floor,
+                    "bare_lightning_s": bare,
+                    "bare_over_floor": bare / floor,
+                    "losslab_s": ll,
+                    "losslab_with_eval_s": ll_eval,
+                    "canonical_s": canon,
+                    "losslab_samples_per_s": 60000 / ll,
+                    "losslab_over_floor": ll / floor,
+                    "losslab_with_eval_over_floor": ll_eval / floor,
+                    "canonical_over_losslab": canon / ll,
+                }
+            )
             print(
                 f"{bs:>6} {loss:>5} {floor:>7.3f} {bare:>7.3f} {ll:>8.3f} {ll_eval:>7.3f} {canon:>10.2f} "
                 f"{60000 / ll:>10.0f} {bare / floor:>8.2f} {ll / floor:>9.2f} {ll_eval / floor:>11.2f} "
@@ -557,8 +431,11 @@ def section_train(ctx: Context) -> dict:
                 f"losslab epoch <= {limit}x floor at batch {bs}", row["losslab_over_floor"], limit
             )
         if bs == 100:
-            target("epoch + full train/test evaluation <= 1.5x floor (training only) at batch 100",
-                   row["losslab_with_eval_over_floor"], 1.5)  # fmt: skip
+            target(
+                "epoch + full train/test evaluation <= 1.5x floor (training only) at batch 100",
+                row["losslab_with_eval_over_floor"],
+                1.5,
+            )
             target(
                 "canonical >= 10x losslab at batch 100",
                 row["canonical_over_losslab"],
@@ -600,9 +477,18 @@ def section_steps(ctx: Context) -> dict:
         for k in ks:
             ll = statistics.median(t for t, _ in runs[(k, bs)])
             ll_ev = statistics.median(t for _, t in runs[(k, bs)])
-            rows.append({"batch_size": bs, "steps_per_call": k, "hand_s": floor, "losslab_s": ll,
-                         "over_hand": ll / floor, "hand_with_eval_s": floor_ev,
-                         "losslab_with_eval_s": ll_ev, "with_eval_over_hand": ll_ev / floor_ev})  # fmt: skip
+            rows.append(
+                {
+                    "batch_size": bs,
+                    "steps_per_call": k,
+                    "hand_s": floor,
+                    "losslab_s": ll,
+                    "over_hand": ll / floor,
+                    "hand_with_eval_s": floor_ev,
+                    "losslab_with_eval_s": ll_ev,
+                    "with_eval_over_hand": ll_ev / floor_ev,
+                }
+            )
             print(
                 f"{bs:>6} {k:>3} {floor:>7.3f} {ll:>8.3f} {ll / floor:>7.2f} "
                 f"{floor_ev:>10.3f} {ll_ev:>8.3f} {ll_ev / floor_ev:>7.2f}"
@@ -616,8 +502,11 @@ def section_steps(ctx: Context) -> dict:
         if chosen:
             best = min(chosen, key=lambda r: r[key])
             what = "training" if key == "over_hand" else "training + evaluation"
-            target(f"{what} <= {limit}x the hand loop at batch {bs} (best K = {best['steps_per_call']})",
-                   best[key], limit)  # fmt: skip
+            target(
+                f"{what} <= {limit}x the hand loop at batch {bs} (best K = {best['steps_per_call']})",
+                best[key],
+                limit,
+            )
     return {"steps": rows}
 
 
@@ -659,6 +548,204 @@ def section_losses(ctx: Context) -> dict:
     return {"losses": rows}
 
 
+class FitClock:
+    """Seconds spent inside ``Trainer.fit`` (and, of those, in epoch 0's evaluation) while
+    active: what a run spends training, against what it spends around it."""
+
+    def __enter__(self) -> FitClock:
+        self.fit = self.epoch0 = 0.0
+        self._fit, self._sanity = L.Trainer.fit, L.Trainer._run_sanity_check
+        clock = self
+
+        def fit(trainer, *args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return clock._fit(trainer, *args, **kwargs)
+            finally:
+                clock.fit += time.perf_counter() - start
+
+        def sanity(trainer, *args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return clock._sanity(trainer, *args, **kwargs)
+            finally:
+                clock.epoch0 += time.perf_counter() - start
+
+        L.Trainer.fit, L.Trainer._run_sanity_check = fit, sanity
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        L.Trainer.fit, L.Trainer._run_sanity_check = self._fit, self._sanity
+
+
+def run_command(args: list[str], cwd: str) -> tuple[float, float, float]:
+    """``losslab-train ARGS`` (the entry the console script calls) run in this process: its wall
+    time, the part of it inside ``Trainer.fit``, and epoch 0's evaluation within that. The real
+    command less the interpreter's start and imports."""
+    import contextlib
+    import sys
+
+    from hydra.core.global_hydra import GlobalHydra
+
+    import losslab.sweep
+    import losslab.train
+
+    entry = getattr(losslab.train, "entry", None)
+    if entry is None:  # losslab before the orchestration redesign: the console script's function
+        from losslab.cli import train_main as entry
+    getattr(losslab.train, "REFUSED", []).clear()
+    losslab.sweep.FAILED_JOBS.clear()
+    argv, before, code = sys.argv, os.getcwd(), 0
+    os.chdir(cwd)
+    sys.argv = ["losslab-train", *args]
+    start = time.perf_counter()
+    try:
+        with (
+            FitClock() as clock,
+            open(os.devnull, "w") as null,
+            contextlib.redirect_stdout(null),
+            contextlib.redirect_stderr(null),
+        ):
+            try:
+                entry()
+            except SystemExit as exit_:
+                code = exit_.code or 0
+    finally:
+        wall = time.perf_counter() - start
+        sys.argv = argv
+        os.chdir(before)
+        GlobalHydra.instance().clear()
+    if code:
+        raise RuntimeError(f"losslab-train {' '.join(args)} exited with {code}")
+    return wall, clock.fit, clock.epoch0
+
+
+def profile_epochs(ctx: Context, epochs: int = 4) -> dict[str, float]:
+    """Seconds per epoch of each phase of the default run, measured by Lightning's SimpleProfiler
+    (every hook, callback and loop step is timed) on an ``epochs``-epoch run."""
+    from lightning.pytorch.profilers import SimpleProfiler
+
+    profilers: list[SimpleProfiler] = []
+    original = L.Trainer.__init__
+    work = tempfile.mkdtemp(dir=ctx.logdir)
+
+    def with_profiler(self, *args, **kwargs):
+        profilers.append(SimpleProfiler(dirpath=work, filename="profile"))  # its table to a file
+        original(self, *args, **{**kwargs, "profiler": profilers[-1]})
+
+    L.Trainer.__init__ = with_profiler
+    try:
+        run_command([f"trainer.max_epochs={epochs}", "hydra.run.dir=profiled"], work)
+    finally:
+        L.Trainer.__init__ = original
+    durations = profilers[-1].recorded_durations
+    phases = {
+        "training steps (forward, backward, optimizer)": ("run_training_batch",),
+        "evaluation forward passes and metric updates": ("validation_step",),
+        "epoch metrics: compute, log, history": ("on_validation_epoch_end",),
+        "batches: scaling uint8 -> float on device": ("SingleDeviceStrategy.batch_to_device",),
+        "batches: fetching from the loaders": ("train_dataloader_next", "val_next"),
+        "checkpoint": ("[Callback]EpochCheckpoint",),
+        "other callbacks (epoch line, TensorBoard)": (
+            "[Callback]EpochLog",
+            "[Callback]TensorBoardSummary",
+        ),
+    }
+    out = {}
+    for phase, keys in phases.items():
+        total = sum(sum(v) for k, v in durations.items() if any(key in k for key in keys))
+        evaluations = "evaluation" in phase or "metrics" in phase  # epoch 0 has one too
+        out[phase] = total / (epochs + 1 if evaluations else epochs)
+    return out
+
+
+def report_time(sweep: Path) -> float:
+    """Seconds of the report a sweep writes at its end (``losslab-report``), on ``sweep``."""
+    import contextlib
+
+    from losslab.report import report
+
+    with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
+        start = time.perf_counter()
+        report(sweep, out_dir=sweep / "report")
+        return time.perf_counter() - start
+
+
+def section_overhead(ctx: Context) -> dict:
+    """The default run's per-epoch and per-run cost on the wall clock, against the hand loop."""
+    work = tempfile.mkdtemp(dir=ctx.logdir)
+    test_x, test_y = ctx.dm.on_after_batch_transfer(ctx.dm.splits["test"], 0)
+    splits = [(ctx.x_all, ctx.y_all), (test_x.flatten(1).to(ctx.device), test_y.to(ctx.device))]
+    run_command(["trainer.max_epochs=1", "hydra.run.dir=warmup"], work)  # imports, first file read
+    reps = []
+    for rep in range(ctx.reps):  # each repetition's runs back to back: drift stays out of ratios
+        floor = floor_epoch(ctx.x_all, ctx.y_all, 100, "cee", ctx.device)
+        floor += floor_eval(MLP().to(ctx.device), splits, CEELoss(), ctx.device)
+        run1, _, _ = run_command(["trainer.max_epochs=1", f"hydra.run.dir=r{rep}_1"], work)
+        run4, _, _ = run_command(["trainer.max_epochs=4", f"hydra.run.dir=r{rep}_4"], work)
+        sweeps = {}  # a sweep of 1 job and one of 5 (seeds), 1 epoch each, without the report
+        for jobs in (1, 5):
+            seeds = ",".join(map(str, range(jobs)))
+            sweep = [
+                "-m",
+                f"seed={seeds}",
+                "trainer.max_epochs=1",
+                f"hydra.sweep.dir=s{rep}_{jobs}",
+            ]
+            sweeps[jobs] = run_command([*sweep, "~hydra.callbacks.report"], work)
+        report = report_time(Path(work) / f"s{rep}_5")
+        per_epoch = (run4 - run1) / 3
+        (wall1, fit1, zero1), (wall5, fit5, zero5) = sweeps[1], sweeps[5]
+        per_run = (wall5 - wall1) / 4 - per_epoch  # what one more job of a sweep costs
+        reps.append(
+            {
+                "per_epoch": per_epoch,
+                "floor": floor,
+                "ratio": per_epoch / floor,
+                "fixed_alone": run1 - per_epoch,
+                "fixed_sweep": per_run,
+                "outside_fit": ((wall5 - fit5) - (wall1 - fit1)) / 4,
+                "epoch0": (zero5 - zero1) / 4,
+                "fit_rest": ((fit5 - zero5) - (fit1 - zero1)) / 4 - per_epoch,
+                "once_a_sweep": wall1 - per_epoch - per_run,
+                "report": report,
+            }
+        )
+    med = {k: statistics.median(r[k] for r in reps) for k in reps[0]}
+    print("overhead: the default run (losslab-train, batch 100, CEE) on the wall clock, the real")
+    print(f"entry point called in this process (no interpreter start); medians of {ctx.reps}")
+    print(f"  per epoch = (4-epoch run - 1-epoch run) / 3:               {med['per_epoch']:.3f} s")
+    print(
+        f"  floor = hand loop: an epoch + loss and accuracy of train and test: {med['floor']:.3f} s"
+    )
+    print(
+        f"  fixed cost of a run alone = its wall time minus its epoch:   {med['fixed_alone']:.3f} s"
+    )
+    print(
+        "  fixed cost of a run in a sweep = (5-job sweep - 1-job sweep) / 4 - per epoch: "
+        f"{med['fixed_sweep']:.3f} s, of which"
+    )
+    print(
+        f"    outside Trainer.fit (compose, checks, data, model, files): {med['outside_fit']:.3f} s"
+    )
+    print(f"    epoch 0's evaluation (the untrained model's curve point):  {med['epoch0']:.3f} s")
+    print(f"    the rest of Trainer.fit (Lightning's setup, teardown):     {med['fit_rest']:.3f} s")
+    print(
+        f"  once a sweep: {med['once_a_sweep']:.3f} s (Hydra's start, the sweep's own config, "
+        f"its checks), and its report (losslab-report) {med['report']:.3f} s"
+    )
+    target("per-epoch wall cost <= 1.25x the floor with evaluation, batch 100", med["ratio"], 1.25)
+    target("fixed cost per run in a sweep <= 0.5 s", med["fixed_sweep"], 0.5, unit="s")
+    breakdown = profile_epochs(ctx) if hasattr(__import__("losslab.train").train, "entry") else {}
+    if breakdown:
+        print(
+            "  where an epoch's time goes (SimpleProfiler, s per epoch; evaluations count epoch 0):"
+        )
+        for phase, seconds in breakdown.items():
+            print(f"    {phase:<52} {seconds:.3f}")
+    return {"overhead": {**med, "repetitions": reps, "breakdown": breakdown}}
+
+
 SECTIONS = {
     "data": section_data,
     "train": section_train,
@@ -697,8 +784,13 @@ def main() -> None:
         if device.type == "cuda"
         else platform.processor() or "cpu"
     )
-    result: dict = {"torch": torch.__version__, "lightning": L.__version__, "device": f"{device} ({name})",
-                    "threads": torch.get_num_threads(), "reps": reps}  # fmt: skip
+    result: dict = {
+        "torch": torch.__version__,
+        "lightning": L.__version__,
+        "device": f"{device} ({name})",
+        "threads": torch.get_num_threads(),
+        "reps": reps,
+    }
     print(
         f"losslab bench: torch {torch.__version__}, lightning {L.__version__}, device {result['device']}, "
         f"{result['threads']} thread(s), median of {reps} interleaved repetitions\n"
@@ -706,9 +798,17 @@ def main() -> None:
     dm = MNISTDataModule(args.data_dir, download=False)
     dm.setup()
     x_all, y_all = dm.on_after_batch_transfer(dm.splits["train"], 0)
-    ctx = Context(args, device, reps, [100, 1024] if args.quick else [32, 100, 1024],
-                  ["cee"] if args.quick else ["cee", "sse"], tempfile.mkdtemp(prefix="losslab-bench-"),
-                  dm, x_all.flatten(1).to(device).contiguous(), y_all.to(device))  # fmt: skip
+    ctx = Context(
+        args,
+        device,
+        reps,
+        [100, 1024] if args.quick else [32, 100, 1024],
+        ["cee"] if args.quick else ["cee", "sse"],
+        tempfile.mkdtemp(prefix="losslab-bench-"),
+        dm,
+        x_all.flatten(1).to(device).contiguous(),
+        y_all.to(device),
+    )
     for section in args.sections or SECTIONS:
         result.update(SECTIONS[section](ctx))
         print()
