@@ -4,18 +4,19 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: help train test sweep study tensorboard bench check-losses screenshot mutate lint format clean
+.PHONY: help train test sweep study study-noise tensorboard bench check-losses screenshot mutate lint format clean
 
 help:
 	@echo "make train        train the default experiment (CEE, MLP 784-100-10); extra overrides: ARGS='loss=sse'"
 	@echo "make test         create .venv if needed, install, run the test suite"
 	@echo "make sweep        loss x batch-size sweep (experiment=loss_vs_batch), ends with the report table"
 	@echo "make study        the fair SSE vs CEE verdict: lr tuned on validation, 5 seeds (logs/study/verdict.md)"
+	@echo "make study-noise  CEE, SSE and MAE under label noise p = 0 .. 0.6 (logs/study-noise/verdict.md)"
 	@echo "make tensorboard  open TensorBoard on logs/"
 	@echo "make bench        speed benchmark against a plain PyTorch loop (writes bench.json)"
 	@echo "make check-losses print our losses next to torch's, case by case"
 	@echo "make screenshot   docs/tensorboard.png of the Overfitting charts (needs chromium)"
-	@echo "make mutate       mutation testing of losses.py, report.py, metrics.py (mutmut; not in CI)"
+	@echo "make mutate       mutation testing of every module of src/losslab with logic (mutmut; not in CI)"
 	@echo "make lint         ruff check + ruff format --check"
 
 $(STAMP): pyproject.toml
@@ -35,6 +36,9 @@ sweep: $(STAMP)
 
 study: $(STAMP)
 	$(VENV)/bin/losslab-study run $(ARGS)
+
+study-noise: $(STAMP)
+	$(VENV)/bin/losslab-study noise $(ARGS)
 
 tensorboard: $(STAMP)
 	$(VENV)/bin/tensorboard --logdir logs $(ARGS)

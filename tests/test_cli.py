@@ -53,6 +53,7 @@ BAD_INPUT = [
     (["data.batch_size=0"], {}, ["data.batch_size must be a positive integer, got 0"]),
     (["data.batchsize=3"], {}, ["data.batchsize", "batch_size", "val_size"]),
     (["data.label_noise=1"], {}, ["data.label_noise", "[0, 1)"]),
+    (["data.eval_splits=[dev]"], {}, ["data.eval_splits", "'train', 'val', 'test'", "'dev'"]),
     (["model.hidden=[0]"], {}, ["model.hidden", "positive"]),
     (["loss.eps=0"], {}, ["loss.eps", "> 0"]),
     (["optimizer.lr=-1"], {}, ["optimizer.lr", "> 0"]),
@@ -99,6 +100,7 @@ def test_bad_input_fails_in_one_line_with_status_2_and_writes_nothing(
     assert sorted(p for p in folder.rglob("*") if p.is_dir()) == folders_before
 
 
+@pytest.mark.process
 def test_the_console_script_refuses_in_one_line_as_a_process(tmp_path):
     script = Path(sys.executable).parent / "losslab-train"
     res = command(script, "data.batch_size=0", cwd=tmp_path)
@@ -117,6 +119,7 @@ def test_hydra_full_error_shows_the_whole_traceback(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.process
 def test_a_crash_keeps_its_traceback(tmp_path, data_dir):
     crash = ["+callbacks.crash._target_=crash_callback.CrashAfterEpoch", "+callbacks.crash.epoch=1"]
     res = train_process(
@@ -203,7 +206,9 @@ def test_path_values_are_quoted_for_hydra_and_lists_of_paths_are_not():
         (["EMPTY/file.ckpt"], ["not a checkpoint"]),
     ],
 )
-def test_losslab_eval_refuses_bad_paths_in_one_line(tmp_path, args, expected):
+def test_losslab_eval_refuses_bad_paths_in_one_line(tmp_path, args, expected, capsys, monkeypatch):
+    from losslab.evaluate import main
+
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "file.ckpt").write_text("not a checkpoint")
     args = [
@@ -211,11 +216,13 @@ def test_losslab_eval_refuses_bad_paths_in_one_line(tmp_path, args, expected):
         for a in args
     ]
     before = tree_digest(tmp_path)
-    res = command(sys.executable, "-m", "losslab.evaluate", *args, cwd=tmp_path)
-    assert (res.returncode, res.stderr.count("\n")) == (2, 1), res.stderr
-    assert res.stderr.startswith("losslab-eval: error: ")
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith("losslab-eval: error: ")
     for text in expected:
-        assert text in res.stderr
+        assert text in err
     assert tree_digest(tmp_path) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
 

@@ -5,12 +5,11 @@ data split), the usual groups (scheduler, debug, csv logger, paths) compose and 
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TINY, command, ok, train
+from conftest import TINY, ok, train
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf, open_dict
 
@@ -229,7 +228,7 @@ def test_paths_log_dir_from_the_environment_or_the_command_line(tmp_path, data_d
 
 
 def test_help_lists_the_groups_a_user_chooses_from_and_no_internal_one(tmp_path):
-    res = command(sys.executable, "-m", "losslab.train", "--help", cwd=tmp_path)
+    res = train("--help", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     text = res.stdout
     assert "losslab-train" in text
@@ -240,3 +239,32 @@ def test_help_lists_the_groups_a_user_chooses_from_and_no_internal_one(tmp_path)
     for name in config_names("loss") + config_names("scheduler") + config_names("debug"):
         assert name in text
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_yaml_values_the_code_relies_on():
+    """Values the code depends on without checking them itself: change one, and this fails."""
+    cfg = compose_train([])
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    trainer = resolved["trainer"]
+    assert trainer["num_sanity_val_steps"] == -1  # the full sanity pass is epoch 0 of the curves
+    assert trainer["use_distributed_sampler"] is False  # the data module shards its batches
+    assert trainer["steps_per_call"] == 10  # the README's Performance section measures this K
+    assert trainer["deterministic"] is True  # same seed, same numbers
+    checkpoint = resolved["callbacks"]["model_checkpoint"]
+    assert checkpoint["_target_"] == "losslab.callbacks.EpochCheckpoint"
+    assert (checkpoint["save_last"], checkpoint["save_top_k"]) == ("link", 1)  # one write an epoch
+    assert checkpoint["dirpath"] == "/tmp/losslab-compose-test/checkpoints"  # rundir's layout
+    tensorboard = resolved["logger"]["tensorboard"]
+    assert (tensorboard["save_dir"], tensorboard["name"], tensorboard["version"]) == (
+        "/tmp/losslab-compose-test",
+        "",
+        "",
+    )  # event files in the run folder itself: TensorBoard names runs by their folders
+    assert resolved["data"]["seed"] == resolved["seed"]
+    assert compose_train(["trainer=ddp"]).trainer.steps_per_call == 1
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        hydra = compose(config_name="train", return_hydra_config=True).hydra
+    assert hydra.job.chdir is False  # runs write where hydra.run.dir says, relative paths stay
+    assert hydra.output_subdir is None  # losslab writes .hydra/ itself, after every check
+    assert hydra.sweeper._target_ == "hydra_plugins.losslab_sweeper.LosslabSweeper"
+    assert hydra.sweeper.retrain is False

@@ -176,6 +176,7 @@ def test_every_module_is_placed_in_one_half():
     assert names == LIBRARY | READING | ORCHESTRATION
 
 
+@pytest.mark.process
 def test_the_console_scripts_and_the_package_import_nothing_heavy():
     code = (
         "import sys, losslab, losslab.cli, losslab.names, losslab.errors, losslab.rundir\n"

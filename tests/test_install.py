@@ -18,6 +18,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 
+pytestmark = pytest.mark.process
+
 
 def run(*cmd: str | Path, **kwargs) -> subprocess.CompletedProcess:
     result = subprocess.run(

@@ -272,6 +272,7 @@ def test_report_reads_one_job_folder_as_a_single_run(sweep_2x2: Path, tmp_path: 
 
 
 @pytest.mark.slow
+@pytest.mark.process
 def test_script_on_a_run_prints_the_table_and_writes_next_to_it(
     sweep_2x2: Path, tmp_path: Path
 ) -> None:
@@ -287,6 +288,7 @@ def test_script_on_a_run_prints_the_table_and_writes_next_to_it(
     assert (run / "summary.md").is_file()
 
 
+@pytest.mark.process
 def test_script_on_a_folder_without_runs_fails_with_a_clear_message(tmp_path: Path) -> None:
     result = run_report_script(tmp_path)
     assert result.returncode == 2
@@ -298,6 +300,7 @@ def test_script_on_a_folder_without_runs_fails_with_a_clear_message(tmp_path: Pa
     assert not (tmp_path / "summary.csv").exists()
 
 
+@pytest.mark.process
 def test_script_on_a_missing_path_fails_with_a_clear_message(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-run"
     result = run_report_script(missing)
