@@ -8,7 +8,13 @@ it exits with status 2 and says what to install. Run it:
     python scripts/screenshot.py                      # newest run or sweep under logs/
     python scripts/screenshot.py logs/overfit/runs/<time> --out docs/tensorboard.png
     python scripts/screenshot.py <folder> --tab scalars   # the SCALARS tab (acc/* charts)
+    python scripts/screenshot.py logs/study-noise/final --tab scalars \
+        --filter '^(acc/train|acc/train_true|memo/train|acc/test)$' \
+        --runs 'loss=cee,data.label_noise=0.4,seed=0' 'loss=sse,data.label_noise=0.4,seed=0'
     make screenshot ARGS=<folder>
+
+``--runs`` shows only those run folders of the sweep (copied into a temporary folder that
+TensorBoard then reads); ``--filter`` is the SCALARS tab's tag filter (a regular expression).
 
 The default folder is the run (``logs/<task>/runs/<time>``) or sweep
 (``logs/<task>/multiruns/<time>``) whose event files were written last.
@@ -25,15 +31,12 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
-TABS = {
-    "custom_scalars": "#custom_scalars",
-    "scalars": "#scalars&tagFilter=acc",
-    "hparams": "#hparams",
-}
+TABS = {"custom_scalars": "#custom_scalars", "scalars": "#scalars", "hparams": "#hparams"}
 EVENTS = "events.out.tfevents.*"
 
 
@@ -109,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--logs", default="logs", help="where to look for the newest folder")
     parser.add_argument("--out", default="docs/tensorboard.png")
     parser.add_argument("--tab", choices=TABS, default="custom_scalars")
+    parser.add_argument("--filter", default="acc", help="the scalars tab's tag filter (regex)")
+    parser.add_argument("--runs", nargs="+", help="only these run folders of FOLDER")
     parser.add_argument("--window-size", default="1400,1000", help="width,height in pixels")
     parser.add_argument("--wait-ms", type=int, default=15000, help="page time before the shot")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds for tensorboard")
@@ -129,10 +134,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no TensorBoard event files ({EVENTS}) in {where}", file=sys.stderr)
         return 1
 
+    page = TABS[args.tab]
+    if args.tab == "scalars":
+        page += f"&tagFilter={urllib.parse.quote(args.filter)}"
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     tensorboard = Path(sys.executable).parent / "tensorboard"
-    with tempfile.TemporaryFile("w+") as log:
+    with tempfile.TemporaryFile("w+") as log, tempfile.TemporaryDirectory() as chosen:
+        if args.runs:  # only these runs: their event files, under their own folder names
+            for run in args.runs:
+                if not any((folder / run).glob(EVENTS)):
+                    print(f"--runs: {folder / run} holds no event files", file=sys.stderr)
+                    return 1
+                (Path(chosen) / run).mkdir()
+                for file in (folder / run).glob(EVENTS):
+                    shutil.copy(file, Path(chosen) / run)
+            folder = Path(chosen)
         server = subprocess.Popen(
             [
                 str(tensorboard),
@@ -147,9 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             runs = wait_until_serving(url, server, args.timeout)
             print(f"tensorboard on {folder}: {len(runs)} run(s) at {url}")
-            screenshot(
-                browser, f"{url}/{TABS[args.tab]}", Path(args.out), args.window_size, args.wait_ms
-            )
+            screenshot(browser, f"{url}/{page}", Path(args.out), args.window_size, args.wait_ms)
         except (RuntimeError, subprocess.TimeoutExpired) as err:
             log.seek(0)
             print(f"{err}\ntensorboard's log:\n{log.read()[-2000:]}", file=sys.stderr)
