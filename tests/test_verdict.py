@@ -73,8 +73,10 @@ def test_the_choice_follows_validation_flags_edges_near_ties_and_puts_a_diverged
         tune_run(tune, "cee", 0.3, seed, val=v03, test=0.97)
         tune_run(tune, "cee", 1.0, seed, val=v1, test=0.25)
     # sse: 1.0 (mean 0.82) beats 0.3 (mean 0.81) by less than the seeds disagree
-    # (per-seed differences +0.03 and -0.01); 3.0 diverged after a high validation accuracy.
+    # (per-seed differences +0.03 and -0.01): a near-tie, and the smaller lr, 0.3, is chosen;
+    # 0.1 is clearly worse; 3.0 diverged after a high validation accuracy.
     for seed, v03, v1 in ((7, 0.80, 0.83), (8, 0.82, 0.81)):
+        tune_run(tune, "sse", 0.1, seed, val=0.5, test=0.50)
         tune_run(tune, "sse", 0.3, seed, val=v03, test=0.80)
         tune_run(tune, "sse", 1.0, seed, val=v1, test=0.80)
         tune_run(tune, "sse", 3.0, seed, val=0.99, test=0.99, status="diverged")
@@ -89,10 +91,14 @@ def test_the_choice_follows_validation_flags_edges_near_ties_and_puts_a_diverged
     assert cee["margin"] == pytest.approx(f32([0.95, 0.94]).mean() - f32([0.93, 0.92]).mean())
     assert cee["margin"] == pytest.approx(0.02, abs=1e-6)
     assert cee["near_tie"] is False
-    # sse: margin 0.82 - 0.81 = 0.01 <= sd(0.03, -0.01) = 0.02 * sqrt(2) = 0.0283: a near-tie
-    assert (sse["lr"], sse["runner_up"], sse["inside_grid"]) == (1.0, 0.3, True)
-    assert sse["margin"] == pytest.approx(0.01, abs=1e-6)
+    # sse: 0.82 - 0.81 = 0.01 <= sd(0.03, -0.01) = 0.02 * sqrt(2) = 0.0283: a near-tie; the
+    # smaller lr is chosen, 0.01 below the best mean (the runner-up)
+    assert (sse["lr"], sse["best_mean_lr"], sse["runner_up"]) == (0.3, 1.0, 1.0)
+    assert sse["inside_grid"] is True
+    assert sse["val_acc"] == pytest.approx(f32([0.80, 0.82]).mean())
+    assert sse["margin"] == pytest.approx(-0.01, abs=1e-6)
     assert sse["near_tie"] is True
+    assert cee["best_mean_lr"] == 0.1
     assert f32([0.83, 0.81]).mean() - f32([0.80, 0.82]).mean() <= np.std(
         f32([0.83, 0.81]) - f32([0.80, 0.82]), ddof=1
     )
@@ -100,11 +106,11 @@ def test_the_choice_follows_validation_flags_edges_near_ties_and_puts_a_diverged
     assert yaml.safe_load((tune / "choices.yaml").read_text()) == choices
     table = (tune / "choices.md").read_text()
     assert "**0.9450**" in table  # the chosen cell, in bold
-    assert "**0.8200**" in table
+    assert "**0.8100**" in table
     assert "diverged" in table  # the 3.0 column of sse
     assert "0.1 (edge of the grid!)" in table
     assert "+0.0200 vs 0.3" in table
-    assert "+0.0100 vs 0.3 near-tie" in table
+    assert "-0.0100 vs 1 near-tie: the smaller lr" in table
     assert "the grid for cee at 100**" in table
     assert "Near-ties" in table
     assert "sse at 100." in table
@@ -123,6 +129,33 @@ def test_a_near_tie_is_a_margin_not_larger_than_the_spread_of_the_differences(tm
         assert choice["lr"] == 0.1
         assert choice["margin"] == pytest.approx(0.01, abs=1e-6)
         assert choice["near_tie"] is tie
+
+
+def test_a_near_tie_chooses_the_smallest_tied_lr_whichever_of_them_ranks_first(tmp_path):
+    """Two machines that rank two tied lrs the other way round choose the same lr; an lr outside
+    the noise of the best is not in the tied set, however small."""
+    for name, (v1, v3) in (("here", (0.950, 0.949)), ("there", (0.949, 0.952))):
+        tune = tmp_path / name
+        for seed, jitter in ((7, 0.004), (8, -0.004)):  # per-seed differences +-0.008: noisy
+            tune_run(tune, "sse", 0.3, seed, val=0.92, test=0.5)
+            tune_run(tune, "sse", 1.0, seed, val=v1 + jitter, test=0.5)
+            tune_run(tune, "sse", 3.0, seed, val=v3 - jitter, test=0.5)
+            tune_run(tune, "sse", 10.0, seed, val=0.5, test=0.5)
+        choice = choose(tune)["sse"][100]
+        assert choice["lr"] == 1.0, name
+        assert choice["near_tie"] is True
+        assert choice["best_mean_lr"] == (1.0 if name == "here" else 3.0)
+        assert choice["inside_grid"] is True
+
+
+def test_one_tuning_seed_leaves_the_noise_unknown_and_chooses_the_best_mean(tmp_path):
+    tune = tmp_path / "tune"
+    for lr, val in ((0.1, 0.90), (0.3, 0.91), (1.0, 0.50)):
+        tune_run(tune, "cee", lr, 7, val=val, test=0.5)
+    choice = choose(tune)["cee"][100]
+    assert (choice["lr"], choice["runner_up"], choice["near_tie"]) == (0.3, 0.1, None)
+    assert choice["margin"] == pytest.approx(0.01, abs=1e-6)
+    assert "(1 seed: noise unknown)" in (tune / "choices.md").read_text()
 
 
 def test_choose_by_label_noise_gives_the_lr_per_noise_rate_that_stage_two_reads(tmp_path):

@@ -17,11 +17,12 @@ __all__ = ["choose"]
 
 
 def choose(tune_dir: Path, by: str = "batch_size") -> dict[str, dict[Any, dict[str, Any]]]:
-    """Per loss and value of ``by``, the lr with the best mean final *validation* accuracy over
+    """Per loss and value of ``by``, the lr chosen on the mean final *validation* accuracy over
     the tuning seeds, the runner-up and the margin between them; writes ``choices.yaml`` and
-    ``choices.md`` into ``tune_dir``. A choice is a **near-tie** when its margin is not larger
-    than the standard deviation of the per-seed differences between the two lrs: another seed,
-    or another machine, could then choose the runner-up."""
+    ``choices.md`` into ``tune_dir``. Another lr is a **near-tie** of the best mean when their
+    difference is not larger than the standard deviation of their per-seed differences: another
+    seed, or another machine, could rank them the other way. The choice is then the smallest lr
+    of the tied set (see ``_choice``), so that it does not hang on that ranking."""
     tune_dir = Path(tune_dir)
     rows = finished_rows(tune_dir, "tuning")
     missing_val = [r["run"] for r in rows if r["status"] == "ok" and r["val_acc"] is None]
@@ -60,29 +61,53 @@ def choose(tune_dir: Path, by: str = "batch_size") -> dict[str, dict[Any, dict[s
 
 
 def _choice(by_lr: dict[float, dict[int, float]]) -> dict[str, Any]:
+    """The best mean lr, unless other lrs are within the seeds' noise of it (near-ties): then
+    the smallest of them, the most cautious setting the data cannot tell from the best (the
+    "one-standard-error rule"). Which of two tied lrs has the higher mean is up to noise, and
+    differs from machine to machine; the smallest of the tied set does not."""
     lrs = sorted(by_lr)
     scores = {lr: sum(v.values()) / len(v) for lr, v in by_lr.items()}
-    ranked = sorted(lrs, key=lambda lr: (-scores[lr], lr))  # a tie goes to the smaller lr
-    best, runner = ranked[0], ranked[1] if len(ranked) > 1 else None
+    ranked = sorted(lrs, key=lambda lr: (-scores[lr], lr))  # an exact tie: the smaller lr first
+    best = ranked[0]
+    spreads = {lr: _spread(by_lr[best], by_lr[lr]) for lr in ranked[1:]}
+    tied = [
+        lr
+        for lr in ranked[1:]
+        if math.isfinite(scores[lr])
+        and spreads[lr] is not None
+        and scores[best] - scores[lr] <= spreads[lr]
+    ]
+    chosen = min([best, *tied])
+    others = [lr for lr in ranked if lr != chosen]
+    runner = others[0] if others else None  # the strongest lr not chosen
     out: dict[str, Any] = {
-        "lr": best,
-        "val_acc": scores[best] if math.isfinite(scores[best]) else None,
-        "inside_grid": lrs[0] < best < lrs[-1],
+        "lr": chosen,
+        "best_mean_lr": best,
+        "val_acc": scores[chosen] if math.isfinite(scores[chosen]) else None,
+        "inside_grid": lrs[0] < min(chosen, best) and max(chosen, best) < lrs[-1],
         "grid": lrs,
-        "seeds": sorted(by_lr[best]),
+        "seeds": sorted(by_lr[chosen]),
         "runner_up": runner,
         "margin": None,
         "near_tie": None,
     }
     if runner is not None and math.isfinite(scores[runner]):
-        seeds = sorted(set(by_lr[best]) & set(by_lr[runner]))
-        diffs = [by_lr[best][s] - by_lr[runner][s] for s in seeds]
-        margin = scores[best] - scores[runner]
-        spread = summarize(diffs)["std"]
-        out.update(margin=margin, near_tie=None if spread is None else bool(margin <= spread))
+        noise_known = any(s is not None for s in spreads.values())  # more than one seed
+        out.update(
+            margin=scores[chosen] - scores[runner], near_tie=bool(tied) if noise_known else None
+        )
     elif runner is not None:
         out.update(margin=math.inf, near_tie=False)
     return out
+
+
+def _spread(a: dict[int, float], b: dict[int, float]) -> float | None:
+    """The standard deviation of the per-seed differences of two lrs (None from one seed)."""
+    seeds = sorted(set(a) & set(b))
+    diffs = [a[s] - b[s] for s in seeds]
+    if not all(math.isfinite(d) for d in diffs):
+        return None
+    return summarize(diffs)["std"]
 
 
 def _write_choices(tune_dir: Path, choices: dict, grid: dict, by: str) -> None:
@@ -107,6 +132,8 @@ def _write_choices(tune_dir: Path, choices: dict, grid: dict, by: str) -> None:
         margin = choice["margin"]
         shown = "-" if margin is None else "∞" if math.isinf(margin) else f"{margin:+.4f}"
         tie = {True: " near-tie", False: "", None: " (1 seed: noise unknown)"}[choice["near_tie"]]
+        if choice["lr"] != choice["best_mean_lr"]:
+            tie += ": the smaller lr"
         body.append(
             [
                 loss,
@@ -130,9 +157,9 @@ def _write_choices(tune_dir: Path, choices: dict, grid: dict, by: str) -> None:
         f"**The best lr lies on the edge of the grid for {', '.join(edges)}**: widen the grid."
         if edges
         else "Every chosen lr lies strictly inside the grid.",
-        f"Near-ties (the margin to the runner-up is within the seed-to-seed spread of their "
-        f"difference, so another seed or machine could choose the runner-up): "
-        f"{', '.join(ties) if ties else 'none'}.",
+        f"Near-ties (another lr is within the seed-to-seed spread of its difference to the best "
+        f"mean, so another seed or machine could rank them the other way; the smallest of the "
+        f"tied lrs is chosen): {', '.join(ties) if ties else 'none'}.",
     ]
     (tune_dir / "choices.md").write_text(
         f"# Stage 1: mean final validation accuracy over the tuning seeds, per lr ({tune_dir})\n\n"

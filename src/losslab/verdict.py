@@ -275,7 +275,8 @@ margin** when TOST's adjusted p < {ALPHA}; else **<loss> better** when the paire
 p < {ALPHA}; else **inconclusive**. "Detectable" is the smallest true difference this design finds
 with {POWER:.0%} power at the strictest Holm level ({ALPHA} / number of tests); "seeds to decide"
 is how many seeds would decide an inconclusive comparison if the observed difference and spread
-held. "(lr near-tie)": one of the two lrs was chosen by a margin inside the seeds' noise.
+held. "(lr near-tie)": for one of the two losses another lr did as well within the seeds' noise
+(the smallest of such tied lrs is the one chosen, `tune/choices.md`).
 
 {chr(10).join(sections)}
 
