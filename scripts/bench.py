@@ -29,9 +29,11 @@ busy machine. Sections:
 - overhead: what a user waits for: the default run (``losslab-train``, batch 100) on the wall
            clock, per epoch (the 4-epoch run minus the 1-epoch run, / 3) against the hand loop
            that trains an epoch and computes loss and accuracy on train and test; the fixed cost
-           of a run (alone, and in a sweep of 4 one-epoch jobs, report included); and where an
-           epoch's time goes, phase by phase (Lightning's SimpleProfiler). The runs are the real
-           entry point called in this process: interpreter start and imports are not counted.
+           of a run alone (its wall time minus its epoch) and in a sweep (what one more job
+           adds: the 5-job sweep minus the 1-job sweep, / 4, minus an epoch), the once-a-sweep
+           cost and the report apart; and where an epoch's time goes, phase by phase
+           (Lightning's SimpleProfiler). The runs are the real entry point called in this
+           process: interpreter start and imports are not counted.
 
 Targets are printed with PASS/MISS; nothing is asserted.
 """
@@ -40,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import statistics
@@ -60,6 +63,10 @@ from losslab.models import MLP
 from losslab.module import Classifier
 
 warnings.filterwarnings("ignore")
+# Lightning's advertising line, printed by every Trainer.fit: it says nothing about speed
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
+    lambda record: "Tip:" not in record.getMessage()
+)
 LOSSES = {"cee": CEELoss, "sse": SSELoss}
 DEFAULT_STEPS_PER_CALL = 10  # conf/trainer/cpu.yaml: the real path's default
 CANONICAL_STEPS = 150  # the tutorial pipeline is slow: time this many steps, scale to an epoch
