@@ -131,7 +131,16 @@ class Classifier(L.LightningModule):
             raise ValueError(f"steps_per_call must be a positive integer, got {steps_per_call!r}")
         parts = {"net": net, "loss": loss, "optimizer": optimizer, "scheduler": scheduler}
         if all(isinstance(p, Mapping) or p is None for p in parts.values()):
-            self.save_hyperparameters(logger=False)  # plain data: the checkpoint rebuilds them
+            # plain data: the checkpoint rebuilds them (named, not read from this frame)
+            self.save_hyperparameters(
+                {
+                    **parts,
+                    "scheduler_interval": scheduler_interval,
+                    "loss_input": loss_input,
+                    "steps_per_call": steps_per_call,
+                },
+                logger=False,
+            )
         self.net, self.loss = make(net), make(loss)
         self.optimizer_factory, self.scheduler_factory = make(optimizer), make(scheduler)
         self.scheduler_interval = scheduler_interval
