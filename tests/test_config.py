@@ -268,3 +268,91 @@ def test_the_yaml_values_the_code_relies_on():
     assert hydra.output_subdir is None  # losslab writes .hydra/ itself, after every check
     assert hydra.sweeper._target_ == "hydra_plugins.losslab_sweeper.LosslabSweeper"
     assert hydra.sweeper.retrain is False
+
+
+# -- the schemas' ranges, at their edges ----------------------------------------------------------
+
+# (schema, key, values on the edge that pass, values just past it, what the message allows)
+RANGES = [
+    ("SGDConfig", "lr", [1e-12], [0, -1.0], "> 0"),
+    ("SGDConfig", "momentum", [0, 0.99], [1, -0.1], "in [0, 1)"),
+    ("SGDConfig", "weight_decay", [0], [-1e-9], ">= 0"),
+    ("AdamConfig", "lr", [1e-12], [0], "> 0"),
+    ("AdamConfig", "betas", [[0, 0.5], [0.5, 0.999]], [[1, 0.5], [0.5, -0.1], [0.9], [0.9, 0.9, 0.9]],
+     "two numbers in [0, 1)"),
+    ("AdamConfig", "eps", [1e-30], [0], "> 0"),
+    ("AdamConfig", "weight_decay", [0], [-1], ">= 0"),
+    ("StepLRConfig", "step_size", [1], [0], ">= 1"),
+    ("StepLRConfig", "gamma", [1, 1e-6], [0, 1.5], "in (0, 1]"),
+    ("StepLRConfig", "interval", ["epoch", "step"], ["batch"], "epoch or step"),
+    ("CosineConfig", "T_max", [1], [0], ">= 1"),
+    ("CosineConfig", "eta_min", [0], [-1e-9], ">= 0"),
+    ("CosineConfig", "interval", ["step"], ["Epoch"], "epoch or step"),
+    ("TrainerConfig", "steps_per_call", [1], [0], ">= 1"),
+    ("TrainerConfig", "accumulate_grad_batches", [1], [0], ">= 1"),
+    ("TrainerConfig", "max_epochs", [1], [0], "a positive integer"),
+    ("TrainerConfig", "max_steps", [-1, 1], [0, -2], "-1 or > 0"),
+    ("TrainerConfig", "log_every_n_steps", [1], [0], "> 0"),
+    ("TrainerConfig", "num_nodes", [1], [0], "> 0"),
+    ("TrainerConfig", "devices", ["auto", -1, 1, [0, 1]], [0, -2, "cpu"],
+     "a positive integer, a list of device ids, -1 or 'auto'"),
+    ("TrainConfig", "seed", [0, 2**32 - 1], [-1, 2**32], "in [0, 2**32)"),
+    ("TrainConfig", "threads", [1], [0], ">= 1"),
+    ("TrainConfig", "study", [None, "tune", "final"], ["verdict"], "null, tune or final"),
+]  # fmt: skip
+PREFIX = {"SGDConfig": "optimizer", "AdamConfig": "optimizer", "StepLRConfig": "scheduler",
+          "CosineConfig": "scheduler", "TrainerConfig": "trainer", "TrainConfig": None}  # fmt: skip
+
+
+@pytest.mark.parametrize(("schema", "key", "good", "bad", "allowed"), RANGES)
+def test_each_schema_accepts_the_edge_of_its_range_and_refuses_just_past_it_by_name(
+    schema, key, good, bad, allowed
+):
+    from losslab import config
+
+    cls = getattr(config, schema)
+    for value in good:
+        assert getattr(cls(**{key: value}), key) == value
+    name = f"{PREFIX[schema]}.{key}" if PREFIX[schema] else key
+    for value in bad:
+        with pytest.raises(UsageError) as refused:
+            cls(**{key: value})
+        assert str(refused.value) == f"{name}={value!r} is out of range: {name} must be {allowed}"
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"gradient_clip_val": 1.0}, "trainer.gradient_clip_val=1.0"),
+        ({"accumulate_grad_batches": 2}, "trainer.accumulate_grad_batches=2"),
+        ({"precision": "16-mixed"}, "trainer.precision=16-mixed"),
+        ({"overfit_batches": 0.1}, "trainer.overfit_batches=0.1"),
+        ({"strategy": "ddp"}, "trainer.strategy=ddp trainer.devices=1"),
+        ({"num_nodes": 2}, "trainer.strategy=auto trainer.devices=1"),
+        ({"devices": 2}, "trainer.strategy=auto trainer.devices=2"),
+        ({"devices": [0, 1]}, "trainer.strategy=auto trainer.devices=[0, 1]"),
+    ],
+)
+def test_several_steps_per_call_refuse_what_only_lightnings_loop_does(settings, named):
+    from losslab.config import TrainerConfig
+
+    with pytest.raises(UsageError) as refused:
+        TrainerConfig(steps_per_call=3, **settings)
+    key = named.split("=")[0]
+    assert str(refused.value) == (
+        f"trainer.steps_per_call=3 cannot be combined with {named}: several optimizer steps per "
+        f"call need one process, 32-bit precision, no gradient clipping, accumulation or "
+        f"overfit_batches; set trainer.steps_per_call=1 to use {key}"
+    )
+    TrainerConfig(steps_per_call=1, **settings)  # one step per call: Lightning's loop does it
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{}, {"gradient_clip_val": 0}, {"precision": "32"}, {"precision": 32}, {"devices": [3]},
+     {"strategy": "single_device"}, {"overfit_batches": 0}],
+)  # fmt: skip
+def test_several_steps_per_call_run_on_one_device_in_32_bit(settings):
+    from losslab.config import TrainerConfig
+
+    assert TrainerConfig(steps_per_call=3, **settings).steps_per_call == 3

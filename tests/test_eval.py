@@ -70,6 +70,74 @@ def test_the_console_command_prints_and_writes_the_numbers_and_leaves_the_run_al
     assert tree_digest(noisy_run) == before
 
 
+def test_the_command_in_this_process_writes_the_table_it_prints_and_a_record(
+    noisy_run, tmp_path, monkeypatch, capsys
+):
+    from losslab.evaluate import main
+
+    before = tree_digest(noisy_run)
+    (tmp_path / "out").mkdir()  # an --out folder that exists already is used as it is
+    monkeypatch.chdir(tmp_path)
+    assert main([str(noisy_run), "--out", "out", "--device", "cpu"]) == 0
+    logged = last_logged(noisy_run)
+    checkpoint = noisy_run / "checkpoints" / "last.ckpt"
+    record = json.loads((tmp_path / "out" / "eval.json").read_text())
+    assert record == {
+        "checkpoint": str(checkpoint.resolve()),
+        "metrics": {
+            split: {k: pytest.approx(logged[f"{k}/{split}"], rel=1e-6, abs=1e-7) for k in KINDS}
+            for split in ("val", "test")
+        },
+    }
+    # the columns in this order, numbers right-aligned to 4 decimals, the split names left
+    rows = [
+        f"| {split:<5} | " + " | ".join(f"{logged[f'{k}/{split}']:.4f}" for k in KINDS) + " |"
+        for split in ("val", "test")
+    ]
+    table = "\n".join([
+        "| split |   loss |    acc |    nll |  brier |    ece |",
+        "|-------|-------:|-------:|-------:|-------:|-------:|",
+        *rows,
+    ])  # fmt: skip
+    md = (tmp_path / "out" / "eval.md").read_text()
+    assert md == f"# losslab-eval: {checkpoint}\n\n{table}\n"
+    assert capsys.readouterr().out == f"{table}\nlosslab-eval: eval.json, eval.md in out\n"
+    assert tree_digest(noisy_run) == before
+
+
+def test_a_checkpoint_without_its_data_config_is_refused_by_name(noisy_run, tmp_path):
+    import torch
+
+    from losslab.errors import UsageError
+
+    contents = torch.load(noisy_run / "checkpoints" / "last.ckpt", weights_only=False)
+    del contents["datamodule_hyper_parameters"]
+    torch.save(contents, tmp_path / "bare.ckpt")
+    with pytest.raises(UsageError, match=r"bare\.ckpt: the checkpoint holds no module or data"):
+        evaluate(tmp_path / "bare.ckpt")
+
+
+def test_eval_reads_mnist_where_the_run_did_else_where_the_environment_says(
+    noisy_run, tmp_path, monkeypatch
+):
+    import torch
+
+    from losslab.errors import UsageError
+
+    contents = torch.load(noisy_run / "checkpoints" / "last.ckpt", weights_only=False)
+    contents["datamodule_hyper_parameters"]["data_dir"] = str(tmp_path / "gone")
+    torch.save(contents, tmp_path / "moved.ckpt")
+    expected = evaluate(find_checkpoint(noisy_run))
+    assert (
+        evaluate(tmp_path / "moved.ckpt") == expected
+    )  # the run's folder is gone: $LOSSLAB_DATA_DIR
+    monkeypatch.setenv("LOSSLAB_DATA_DIR", str(tmp_path / "elsewhere"))
+    with pytest.raises(UsageError, match="elsewhere"):
+        evaluate(tmp_path / "moved.ckpt")
+    with pytest.raises(UsageError, match="nowhere"):
+        evaluate(find_checkpoint(noisy_run), data_dir=str(tmp_path / "nowhere"))
+
+
 def test_eval_without_out_writes_under_the_log_folder(noisy_run, tmp_path, monkeypatch):
     from losslab.evaluate import main
 

@@ -379,3 +379,36 @@ def test_read_checkpoint_refuses_what_is_not_a_checkpoint_naming_the_key(tmp_pat
     torch.save(MLP(hidden=(8,)).state_dict(), weights)  # a state_dict, not a Lightning checkpoint
     with pytest.raises(UsageError, match=r"^ckpt_path=.*weights\.pt: not a Lightning checkpoint"):
         read_checkpoint(weights, "ckpt_path")
+
+
+def test_init_from_loads_weights_that_fit_and_names_the_first_misfit_and_the_count(tmp_path):
+    from losslab.build import _load_weights
+
+    def saved(hidden: list[int], name: str) -> Path:
+        module = Classifier({**NET, "hidden": hidden}, LOSS, SGD)
+        torch.save({"state_dict": module.state_dict()}, tmp_path / name)
+        return tmp_path / name
+
+    same = Classifier(NET, LOSS, SGD)
+    torch.save({"state_dict": same.state_dict()}, tmp_path / "same.ckpt")
+    fresh = Classifier(NET, LOSS, SGD)
+    _load_weights(fresh, str(tmp_path / "same.ckpt"))
+    for key, value in same.state_dict().items():
+        assert torch.equal(fresh.state_dict()[key], value), key
+    wider = saved([7], "wider.ckpt")
+    with pytest.raises(UsageError) as refused:
+        _load_weights(Classifier({**NET, "hidden": [5]}, LOSS, SGD), str(wider))
+    assert str(refused.value) == (
+        f"init_from={wider}: its weights do not fit this run's model (net.layers.1.weight is "
+        f"[7, 784] there, [5, 784] here, and 2 more); init_from needs the model.* settings of the "
+        f"run that wrote it"
+    )
+    deeper = saved([5, 5], "deeper.ckpt")
+    with pytest.raises(
+        UsageError, match=r"\(net\.layers\.5\.weight is not in this model, and 3 more\)"
+    ):
+        _load_weights(Classifier({**NET, "hidden": [5]}, LOSS, SGD), str(deeper))
+    with pytest.raises(UsageError, match=r"\(net\.layers\.5\.weight is missing, and 3 more\)"):
+        _load_weights(Classifier({**NET, "hidden": [5, 5]}, LOSS, SGD), str(saved([5], "s.ckpt")))
+    with pytest.raises(UsageError, match=r"init_from=.*nope\.ckpt: no such checkpoint file"):
+        _load_weights(fresh, str(tmp_path / "nope.ckpt"))

@@ -119,6 +119,15 @@ def test_welch_equals_scipy(a, b):
     assert (r["ci_low"], r["ci_high"]) == (pytest.approx(ci.low), pytest.approx(ci.high))
 
 
+def test_welch_of_two_constant_samples_is_certain_of_any_difference():
+    assert welch([0.9, 0.9], [0.8, 0.8]) == {
+        "diff": pytest.approx(0.1), "ci_low": pytest.approx(0.1), "ci_high": pytest.approx(0.1),
+        "p": 0.0,
+    }  # fmt: skip
+    assert welch([0.9, 0.9, 0.9], [0.9, 0.9]) == {"diff": 0.0, "ci_low": 0.0, "ci_high": 0.0,
+                                                  "p": 1.0}  # fmt: skip
+
+
 # -- Holm ---------------------------------------------------------------------------------------
 
 

@@ -619,3 +619,154 @@ def test_a_tiny_study_runs_both_stages_to_the_verdict_then_skips_or_refuses_a_re
     assert "trainer.max_epochs" in refused.err
     assert "Nothing was run" in refused.err
     assert tree_digest(st) == before
+
+
+# -- losslab-study in this process: its stages' command lines and files ------------------------
+
+TUNE_VAL = {  # (loss, lr) -> validation accuracy of tuning seeds 7 and 8
+    ("cee", 0.1): (0.90, 0.92), ("cee", 1.0): (0.95, 0.97), ("cee", 3.0): (0.80, 0.70),
+    ("sse", 0.1): (0.50, 0.60), ("sse", 1.0): (0.56, 0.58), ("sse", 3.0): None,  # diverged
+}  # fmt: skip
+FINAL_TEST = {"cee": (0.950, 0.953, 0.951), "sse": (0.900, 0.901, 0.902)}  # seeds 0, 1, 2
+
+
+def fake_stages(calls: list[list[str]]):
+    """``losslab.study._train`` without training: it records each stage's command line and
+    writes the runs that stage would leave (the tune grid of ``TUNE_VAL``; the final runs at
+    the lr the choose stage wrote)."""
+
+    def stage(args: list[str]) -> None:
+        calls.append(args)
+        sweep = Path(next(a for a in args if a.startswith("hydra.sweep.dir=")).split("=", 1)[1])
+        if args[0] == "experiment=study_tune":
+            for (loss, lr), val in TUNE_VAL.items():
+                for seed, v in zip((7, 8), val or (0.1, 0.1), strict=True):
+                    status = "ok" if val else "diverged"
+                    tune_run(sweep, loss, lr, seed, val=v, test=0.5, status=status)
+        elif args[0] == "experiment=study_final":
+            chosen = yaml.safe_load((sweep.parent / "tune" / "choices.yaml").read_text())
+            for loss, accs in FINAL_TEST.items():
+                for seed, acc in enumerate(accs):
+                    lr = chosen[loss][100]["lr"]
+                    final_run(sweep, loss, lr, seed, acc, {"batch_size": 100})
+        else:
+            raise SystemExit(3)  # as a failed stage does
+
+    return stage
+
+
+STUDY_ARGS = ["--losses", "cee,sse", "--batch-sizes", "100", "--lrs", "0.1,1,3",
+              "--tune-seeds", "7,8", "--seeds", "0,1,2", "--margin", "0.01",
+              "trainer.max_epochs=2"]  # fmt: skip
+
+
+def test_the_study_runs_tune_choose_final_verdict_with_each_stages_command_line(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    calls: list[list[str]] = []
+    monkeypatch.setattr(study, "_train", fake_stages(calls))
+    assert study.main(["run", "--dir", "st", *STUDY_ARGS]) == 0
+    common = ["loss=cee,sse", "data.batch_size=100"]
+    assert calls == [
+        ["experiment=study_tune", "hydra.sweep.dir=st/tune", *common, "optimizer.lr=0.1,1,3",
+         "seed=7,8", "trainer.max_epochs=2"],
+        ["experiment=study_final", "hydra.sweep.dir=st/final", *common, "seed=0,1,2",
+         "trainer.max_epochs=2"],
+    ]  # fmt: skip
+    # stage 2, worked out by hand from TUNE_VAL: cee's best mean (lr 1, 0.96) beats lr 0.1 by
+    # 0.05 > the spread 0 of the differences; sse's lr 1 (0.57) leads lr 0.1 (0.55) by 0.02 <=
+    # the std 0.0566 of (0.06, -0.02): a near-tie, so the smaller lr 0.1, on the grid's edge
+    choices = yaml.safe_load((tmp_path / "st" / "tune" / "choices.yaml").read_text())
+    cee, sse = choices["cee"][100], choices["sse"][100]
+    assert (cee["lr"], cee["best_mean_lr"], cee["runner_up"], cee["near_tie"]) == (1, 1, 0.1, False)
+    assert (cee["inside_grid"], cee["seeds"], cee["grid"]) == (True, [7, 8], [0.1, 1.0, 3.0])
+    assert cee["margin"] == pytest.approx(0.05, abs=1e-6)
+    assert cee["val_acc"] == pytest.approx(0.96, abs=1e-6)
+    assert (sse["lr"], sse["best_mean_lr"], sse["runner_up"], sse["near_tie"]) == (0.1, 1, 1, True)
+    assert sse["inside_grid"] is False
+    assert sse["margin"] == pytest.approx(-0.02, abs=1e-6)
+    choices_md = (EXPECTED / "study_choices.md").read_text()
+    assert (tmp_path / "st" / "tune" / "choices.md").read_text() == choices_md
+    out = capsys.readouterr().out
+    table, notes = choices_md.split("\n\n", 2)[1:]
+    assert f"{table}\n\n{notes.replace(chr(10) * 2, chr(10))}" in out
+    assert "losslab-study: choices.yaml, choices.md in st/tune" in out
+    # stage 4 read the final runs: cee leads by 0.050, 0.052, 0.049 on the paired seeds
+    with (tmp_path / "st" / "verdict.csv").open() as f:
+        (row,) = list(csv.DictReader(f))
+    assert (row["first"], row["second"], row["seeds"], row["batch_size"]) == (
+        "cee",
+        "sse",
+        "3",
+        "100",
+    )
+    assert float(row["diff"]) == pytest.approx(np.mean([0.05, 0.052, 0.049]), abs=1e-6)
+    assert (row["word"], row["lr_ratio"], row["near_tie"]) == ("cee better", "0.1", "True")
+    # cee 0.9513 ± 4.303 * 0.00153 / sqrt(3); the paired CI 0.0503 ± 4.303 * 0.00153 / sqrt(3)
+    verdict_md = (tmp_path / "st" / "verdict.md").read_text()
+    assert verdict_md == (EXPECTED / "study_verdict.md").read_text()
+
+
+EXPECTED = Path(__file__).parent / "expected"  # checked by hand: the comments above
+
+
+def test_a_failed_stage_stops_the_study_and_the_defaults_and_retrain_reach_the_command_line(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    calls: list[list[str]] = []
+    monkeypatch.setattr(study, "_train", fake_stages(calls))
+    with pytest.raises(SystemExit) as stopped:
+        study.main(["noise", "--retrain"])
+    assert stopped.value.code == 3
+    assert calls == [[
+        "experiment=noise_tune", "hydra.sweep.dir=logs/study-noise/tune", "loss=cee,sse,mae",
+        "data.label_noise=0,0.2,0.4,0.6", "hydra.sweeper.retrain=true",
+        "optimizer.lr=0.001,0.003,0.01,0.03,0.1,0.3,1,3", "seed=100,101",
+    ]]  # fmt: skip
+    calls.clear()
+
+    def failing_stage(args: list[str]) -> None:
+        calls.append(args)
+        raise SystemExit(1)
+
+    monkeypatch.setattr(study, "_train", failing_stage)
+    with pytest.raises(SystemExit):
+        study.main(["run"])
+    assert calls == [[
+        "experiment=study_tune", "hydra.sweep.dir=logs/study/tune", "loss=cee,sse,sse_logits",
+        "data.batch_size=32,100,256,1024", "optimizer.lr=0.01,0.03,0.1,0.3,1,3", "seed=100,101",
+    ]]  # fmt: skip
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_stage_is_a_losslab_train_process_whose_failure_ends_the_study(tmp_path, capfd):
+    with pytest.raises(SystemExit) as stopped:
+        study._train(["loss=nope", f"hydra.run.dir={tmp_path / 'run'}"])
+    assert stopped.value.code == 2
+    out = capfd.readouterr()
+    assert out.out.startswith("\nlosslab-study: losslab-train loss=nope hydra.run.dir=")
+    assert "losslab-train: error: " in out.err
+    assert "loss=nope" in out.err
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_choose_and_verdict_commands_read_a_study_folder(tmp_path, capsys):
+    tune = tmp_path / "tune"
+    for (loss, lr), val in TUNE_VAL.items():
+        if val:
+            for seed, v in zip((7, 8), val, strict=True):
+                tune_run(tune, loss, lr, seed, val=v, test=0.5, label_noise=0.2)
+    assert study.main(["choose", str(tune), "--by", "label_noise"]) == 0
+    choices = yaml.safe_load((tune / "choices.yaml").read_text())
+    assert set(choices["cee"]) == {0.2}
+    assert "label noise" in (tune / "choices.md").read_text()
+    fair_study(tmp_path / "st")
+    assert study.main(["verdict", str(tmp_path / "st"), "--margin", "0.002"]) == 0
+    assert "±0.2 points" in (tmp_path / "st" / "verdict.md").read_text()
+    assert study.main(["verdict", str(tmp_path / "nothing")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("losslab-study: error: ")
+    assert err.count("\n") == 1
+    assert study.main(["verdict", str(tmp_path / "st"), "--noise"]) == 2

@@ -1,0 +1,136 @@
+"""losslab.errors in this process: the exact one line each kind of user error becomes (ours,
+Hydra's, OmegaConf's, a broken YAML file), a crash left as it is, a constructor's error named
+as its config key, and ``run_hydra``'s exit status and ``HYDRA_FULL_ERROR`` handling."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from losslab.config import register
+from losslab.errors import UsageError, exit_with, group_error, one_line, run_hydra
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+DATA_KEYS = ("data_dir, batch_size, val_size, train_size, label_noise, noise_seed, download, "
+             "normalize, seed, eval_batch_size, drop_last, replacement, eval_splits")  # fmt: skip
+
+
+def composing(*overrides: str, conf: Path = CONF, name: str = "train") -> BaseException:
+    """The exception composing ``name`` with ``overrides`` raises."""
+    register()
+    with (
+        pytest.raises(Exception) as raised,  # noqa: PT011 - any error: the test reads it
+        initialize_config_dir(config_dir=str(conf), version_base="1.3"),
+    ):
+        compose(config_name=name, overrides=list(overrides))
+    return raised.value
+
+
+@pytest.mark.parametrize(
+    ("override", "line"),
+    [
+        ("data.batchsize=3", f"data.batchsize: no such key; allowed keys: {DATA_KEYS}"),
+        ("loss=foo", "loss=foo: no such config in conf/loss/; allowed values: cee, mae, sse, "
+                     "sse_logits"),
+        ("hydra/launcher=nope", "hydra/launcher=nope: no such config in conf/hydra/launcher/; "
+                                "allowed values: basic, joblib, submitit_local, submitit_slurm"),
+        ("data.batch_size=[", "data.batch_size=[: cannot parse this override: no viable "
+                              "alternative at input '[' See https://hydra.cc/docs/1.2/advanced/"
+                              "override_grammar/basic for details"),
+        ("data.batch_size=abc", "data.batch_size=abc: Value 'abc' of type 'str' could not be "
+                                "converted to Integer"),
+        ("model.hidden=3", "model.hidden=3: Invalid value assigned: int is not a ListConfig, "
+                           "list or tuple."),
+    ],
+)  # fmt: skip
+def test_each_composition_error_becomes_its_exact_line(override, line):
+    assert one_line(composing(override)) == line
+
+
+def test_a_broken_yaml_file_is_named_with_its_line(tmp_path):
+    (tmp_path / "broken.yaml").write_text("model:\n  hidden: [100\n  x: : y\n")
+    line = one_line(composing(conf=tmp_path, name="broken"))
+    assert (
+        line
+        == f"cannot read {tmp_path / 'broken.yaml'}, line 3: expected ',' or ']', but got ':' (not valid YAML)"
+    )
+
+
+def test_a_yaml_error_of_our_own_reading_is_one_line_too():
+    import yaml
+
+    with pytest.raises(yaml.YAMLError) as raised:
+        yaml.safe_load("a: [1\nb: 2")
+    line = one_line(raised.value)
+    assert line == "cannot read <unicode string>, line 2: expected ',' or ']', but got ':' " \
+                   "(not valid YAML)"  # fmt: skip
+    wrapped = ValueError("reading choices")
+    wrapped.__cause__ = raised.value
+    assert one_line(wrapped) == line
+
+
+def test_ours_and_lightnings_errors_are_flattened_and_a_crash_is_none():
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    assert one_line(UsageError("data.batch_size=0:\n  must be\tpositive")) == (
+        "data.batch_size=0: must be positive"
+    )
+    assert one_line(MisconfigurationException("bad\ntrainer")) == "bad trainer"
+    assert one_line(RuntimeError("CUDA out of memory")) is None
+    assert one_line(KeyError("x")) is None
+
+
+def test_a_constructor_error_is_named_as_its_config_key():
+    err = ValueError("batch_size must be a positive integer,\n got 0")
+    assert str(group_error("data", err, keys=("batch_size",))) == (
+        "data.batch_size must be a positive integer, got 0"
+    )
+    assert str(group_error("data", err, keys=())) == (
+        "data: batch_size must be a positive integer, got 0"
+    )
+    renamed = ValueError("loss_input='probabilities' applies softmax twice")
+    assert str(group_error("loss", renamed, ("input",), {"loss_input": "input"})) == (
+        "loss.input='probabilities' applies softmax twice"
+    )
+    assert str(group_error("loss", TypeError("123 bad"), ("input",))) == "loss: 123 bad"
+
+
+def test_exit_with_prints_one_line_and_exits_with_the_status(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        exit_with("losslab-x", "data.batch_size: bad")
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err == "losslab-x: error: data.batch_size: bad\n"
+    with pytest.raises(SystemExit) as stopped:
+        exit_with("losslab-x", "interrupted", status=130)
+    assert stopped.value.code == 130
+
+
+def test_run_hydra_turns_a_user_error_into_exit_2_and_keeps_a_crash(capsys, monkeypatch):
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    seen = []
+
+    def user_error():
+        seen.append(os.environ.get("HYDRA_FULL_ERROR"))
+        raise UsageError("seed=-1 is out of range")
+
+    with pytest.raises(SystemExit) as stopped:
+        run_hydra("losslab-train", user_error)
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err == "losslab-train: error: seed=-1 is out of range\n"
+    assert seen == ["1"]  # Hydra is told to re-raise while the entry point runs ...
+    assert "HYDRA_FULL_ERROR" not in os.environ  # ... and only then
+
+    def crash():
+        raise RuntimeError("a bug")
+
+    with pytest.raises(RuntimeError, match="a bug"):
+        run_hydra("losslab-train", crash)
+    assert run_hydra("losslab-train", lambda: 7) == 7
+
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")  # the user asks for the whole traceback
+    with pytest.raises(UsageError):
+        run_hydra("losslab-train", user_error)
+    assert os.environ["HYDRA_FULL_ERROR"] == "1"
