@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -189,7 +190,13 @@ def ok(result: Result) -> Result:
 
 @pytest.fixture(scope="session")
 def shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder all xdist workers of this session share (one per session without xdist)."""
+    """A folder all xdist workers of this session share (one per session without xdist).
+    Under mutation testing (mutmut runs a session per mutant) one folder for the whole run: a
+    shared run is a test's input, trained once by the code before mutation."""
+    if "MUTANT_UNDER_TEST" in os.environ:  # mutmut runs the tests in its folder mutants/
+        shared = Path.cwd() / ".shared-runs"
+        shared.mkdir(exist_ok=True)
+        return shared
     root = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
         root = root.parent
@@ -205,12 +212,18 @@ def shared_run(shared_dir: Path, data_dir: Path) -> Callable[..., Path]:
 
     def make(name: str, *args: str, env: dict[str, str] | None = None) -> Path:
         folder = shared_dir / name
+        key = "hydra.sweep.dir" if "-m" in args else "hydra.run.dir"
         with FileLock(str(shared_dir / f"{name}.lock")):
-            if not (shared_dir / f"{name}.done").exists():
-                shutil.rmtree(folder, ignore_errors=True)
-                key = "hydra.sweep.dir" if "-m" in args else "hydra.run.dir"
-                ok(train(*args, f"{key}={folder}", cwd=shared_dir, env=env))
-                (shared_dir / f"{name}.done").touch()
+            if (shared_dir / f"{name}.done").exists():
+                return folder
+            if os.environ.get("MUTANT_UNDER_TEST", "") not in ("", "stats"):
+                # a mutant's session: a run it trains is its own, never shared
+                folder = Path(tempfile.mkdtemp()) / name
+                ok(train(*args, f"{key}={folder}", cwd=folder.parent, env=env))
+                return folder
+            shutil.rmtree(folder, ignore_errors=True)
+            ok(train(*args, f"{key}={folder}", cwd=shared_dir, env=env))
+            (shared_dir / f"{name}.done").touch()
         return folder
 
     return make

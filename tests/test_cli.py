@@ -154,23 +154,37 @@ def test_a_list_of_data_folders_is_swept(tmp_path, data_dir, tiny_mnist):
     assert all(j.startswith("data.data_dir=") for j in jobs)
 
 
-def test_a_command_without_the_training_extras_names_the_first_missing_one(tmp_path, monkeypatch):
+def test_a_command_without_the_training_extras_names_the_first_missing_one(
+    tmp_path, monkeypatch, capsys
+):
     """Metadata that lists an extra that is not installed: the first missing one is named, in
     one line, and nothing heavy (torch, whose NumPy warning would come first) is imported."""
     import losslab.cli
 
     requires = [
         "torch>=2.6",
-        'torchvision>=0.21; extra == "train"',
-        'lightning-not-installed>=2.4; extra == "train"',
+        "dev-only-not-installed; extra == 'dev'",
+        "torchvision>=0.21; extra == 'train'",  # the marker quoted either way
+        'lightning-not-installed>=2.4; extra == "train"; python_version >= "3.10"',
         'hydra-core-not-installed; extra == "train"',
         'pytest>=8; extra == "dev"',
     ]
-    monkeypatch.setattr(losslab.cli.metadata, "requires", lambda name: requires)
+    asked = []
+    monkeypatch.setattr(
+        losslab.cli.metadata, "requires", lambda name: asked.append(name) or requires
+    )
     assert losslab.cli.missing_distribution() == "lightning-not-installed"
+    assert asked == ["losslab"]
+    assert losslab.cli.missing_distribution("dev") == "dev-only-not-installed"
     with pytest.raises(SystemExit) as exit_:
         losslab.cli.train_main()
     assert exit_.value.code == 2
+    assert capsys.readouterr().err == (
+        "losslab-train: error: losslab-train needs the training extras ('lightning-not-installed' "
+        'is missing): pip install "losslab[train]"\n'
+    )
+    requires[3:5] = ["lightning[extra]>=2.4; extra == 'train'"]  # installed: its name is lightning
+    assert losslab.cli.missing_distribution() is None
 
 
 def test_with_every_extra_installed_nothing_is_missing():

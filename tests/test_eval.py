@@ -13,7 +13,6 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from losslab.evaluate import evaluate, find_checkpoint
 
-pytestmark = pytest.mark.slow
 KINDS = ("loss", "acc", "nll", "brier", "ece")
 
 

@@ -4,6 +4,7 @@ sweep decisions, on folders built file by file (no training)."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import yaml
@@ -272,3 +273,54 @@ def test_a_resume_records_its_changes_and_the_config_says_what_the_run_trains_wi
     assert [r["changed"] for r in records] == [{}, {"trainer.max_epochs": [5, 8]}]
     assert run.config()["trainer"]["max_epochs"] == 8
     assert yaml.safe_load(run.config_file.read_text())["trainer"]["max_epochs"] == 8
+
+
+def test_extends_at_its_edges():
+    run = RunDir("unused")
+    assert run.extends({"trainer.max_steps": (500, 501)}) is True
+    assert run.extends({"trainer.max_steps": (500, 500)}) is False
+    assert run.extends({"trainer.max_epochs": (5, 5), "trainer.max_steps": (500, 600)}) is True
+    assert run.extends({"trainer.max_epochs": (1, 0)}) is False
+    assert run.extends({"threads": (1, 2)}) is False
+
+
+def test_a_run_without_its_resolved_config_says_so(tmp_path):
+    run = started(tmp_path)
+    run.resolved_file.unlink()
+    assert run.differences(CONFIG, CHOICES) == {
+        "config": ("unknown (no .hydra/resolved.yaml)", "this sweep's")
+    }
+
+
+def test_another_logger_is_no_difference_but_another_group_config_is(tmp_path):
+    run = started(tmp_path)
+    assert run.differences(CONFIG, {**CHOICES, "logger": "csv"}) == {}
+    assert run.differences(CONFIG, {**CHOICES, "optimizer": "adam"}) == {
+        "optimizer": ("sgd", "adam")
+    }
+
+
+def test_a_resume_record_holds_its_time_overrides_and_changes_in_that_order(tmp_path):
+    run = started(tmp_path)
+    run.record_resume(["ckpt_path=last", "trainer.max_epochs=8"], {"trainer.max_epochs": (5, 8)},
+                      yaml.safe_dump(CONFIG), CONFIG)  # fmt: skip
+    text = run.resumes_file.read_text()
+    (record,) = yaml.safe_load(text)
+    assert list(record) == ["time", "overrides", "changed"]
+    assert record["overrides"] == ["ckpt_path=last", "trainer.max_epochs=8"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", record["time"])
+
+
+def test_the_reliability_bins_and_the_error_file_round_trip(tmp_path):
+    run = RunDir(tmp_path / "deeper" / "run")
+    assert run.reliability() is None
+    run.write_error("RuntimeError: crash", "Traceback ...")  # creates its folders
+    assert run.error_file.read_text() == "RuntimeError: crash\n\nTraceback ..."
+    assert run.error_line() == "RuntimeError: crash"
+    run.clear_error()
+    run.clear_error()  # twice: nothing to remove is fine
+    assert not run.error_file.exists()
+    bins = {"test": {"count": [1, 2], "confidence": [0.5, 0.9], "accuracy": [0.0, 1.0]}}
+    run.write_reliability(3, bins)
+    assert run.reliability() == {"epoch": 3, "bins": bins}
+    assert run.reliability_file.read_text().startswith('{\n "epoch": 3,\n "bins": {')
