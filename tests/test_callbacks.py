@@ -89,3 +89,17 @@ def test_a_checkpoint_is_named_by_the_epochs_it_holds(tmp_path):
     named = EpochCheckpoint(dirpath=tmp_path, filename="best-{step}")
     assert named.format_checkpoint_name({"step": 7}) == str(tmp_path / "best-step=7.ckpt")
     assert named.format_checkpoint_name({"step": 7}, ver=2) == str(tmp_path / "best-step=7-v2.ckpt")
+
+
+def test_an_epoch_line_the_progress_bar_would_garble_stays_off_the_console():
+    from losslab.train import _ConsoleFilter
+
+    def record(**extra) -> logging.LogRecord:
+        made = logging.LogRecord("losslab", logging.INFO, __file__, 1, "epoch   1", None, None)
+        made.__dict__.update(extra)
+        return made
+
+    console = _ConsoleFilter()
+    assert console.filter(record()) is True  # every other message is shown
+    assert console.filter(record(console=True)) is True
+    assert console.filter(record(console=False)) is False

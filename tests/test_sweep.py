@@ -50,6 +50,11 @@ def test_swept_keys_lists_values_of_sweeps_only():
         "loss": ["sse", "cee"],
         "optimizer.lr": ["1", "2"],
     }
+    hydras = ["hydra/launcher=basic,joblib", "hydra.job.chdir=true,false", "ckpt_path=a,b"]
+    assert swept_keys([*hydras, "hydrant=1,2", "ckpt_paths=3,4"]) == {
+        "hydrant": ["1", "2"],  # a key of its own, not one of Hydra's
+        "ckpt_paths": ["3", "4"],
+    }
 
 
 # -- a sweep run again into the same folder -----------------------------------------------------

@@ -770,3 +770,15 @@ def test_the_choose_and_verdict_commands_read_a_study_folder(tmp_path, capsys):
     assert err.startswith("losslab-study: error: ")
     assert err.count("\n") == 1
     assert study.main(["verdict", str(tmp_path / "st"), "--noise"]) == 2
+
+
+def test_the_noise_rates_must_lie_in_zero_to_one(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    calls: list[list[str]] = []
+    monkeypatch.setattr(study, "_train", fake_stages(calls))
+    assert study.main(["noise", "--dir", "st", "--noise", "0,1"]) == 2
+    assert "--noise=0,1: every label-noise rate must be in [0, 1)" in capsys.readouterr().err
+    assert study.main(["noise", "--dir", "st", "--noise", "-0.1"]) == 2
+    with pytest.raises(SystemExit):
+        study.main(["noise", "--dir", "st", "--noise", "0,0.99"])
+    assert calls[0][3] == "data.label_noise=0,0.99"

@@ -69,7 +69,7 @@ def for_hydra(args: Sequence[str]) -> list[str]:
 
 def _named(key: str) -> bool:
     """Whether a key can name a job (Hydra's own keys and the checkpoint don't)."""
-    return not key.startswith("hydra") and key != "ckpt_path"
+    return key.split(".")[0].split("/")[0] not in ("hydra", "ckpt_path")
 
 
 def swept_keys(overrides: Sequence[str]) -> dict[str, list[str]]:
