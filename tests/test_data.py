@@ -633,3 +633,29 @@ def test_tiny_train_loader_yields_every_image_once_with_its_label(tiny_mnist):
     order = [pos[img.tobytes()] for img in x.squeeze(1).numpy()]
     assert sorted(order) == list(range(50))
     assert y.tolist() == [i % 10 for i in order]
+
+
+def test_a_failed_download_names_the_folder_and_leaves_no_empty_folders(tmp_path, monkeypatch):
+    """torchvision's download fails (no internet): the error names MNIST/raw and why, and the
+    empty folders it made are removed; a folder that was there before stays."""
+    from losslab import mnist
+
+    class Offline:
+        def __init__(self, root: str, train: bool, download: bool) -> None:
+            assert download is True
+            (Path(root) / "MNIST" / "raw").mkdir(parents=True, exist_ok=True)
+            raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\n  no network")
+
+    monkeypatch.setattr(mnist, "MNIST", Offline)
+    (tmp_path / "kept").mkdir()
+    for root in (tmp_path / "new", tmp_path / "kept"):
+        with pytest.raises(FileNotFoundError) as failed:
+            mnist.download(root, ["train-images-idx3-ubyte"])
+        assert str(failed.value).startswith(
+            f"MNIST not found in {root / 'MNIST' / 'raw'} (download failed: Error downloading "
+            f"train-images-idx3-ubyte.gz: no network). losslab expects the four uncompressed"
+        )
+        assert [p.name for p in tmp_path.iterdir()] == ["kept"]
+        assert list((tmp_path / "kept").iterdir()) == []
+    with pytest.raises(RuntimeError, match="no network"):  # nothing was missing: the error as is
+        mnist.download(tmp_path / "kept", [])

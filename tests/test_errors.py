@@ -33,6 +33,10 @@ def composing(*overrides: str, conf: Path = CONF, name: str = "train") -> BaseEx
     ("override", "line"),
     [
         ("data.batchsize=3", f"data.batchsize: no such key; allowed keys: {DATA_KEYS}"),
+        ("optimizer.foo=1", "optimizer.foo: no such key; allowed keys: lr, momentum, "
+                            "weight_decay, nesterov"),
+        ("logger.tensorboard.foo=1", "logger.tensorboard.foo: no such key; allowed keys: "
+                                     "save_dir, name, version, default_hp_metric"),
         ("loss=foo", "loss=foo: no such config in conf/loss/; allowed values: cee, mae, sse, "
                      "sse_logits"),
         ("hydra/launcher=nope", "hydra/launcher=nope: no such config in conf/hydra/launcher/; "

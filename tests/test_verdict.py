@@ -782,3 +782,68 @@ def test_the_noise_rates_must_lie_in_zero_to_one(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit):
         study.main(["noise", "--dir", "st", "--noise", "0,0.99"])
     assert calls[0][3] == "data.label_noise=0,0.99"
+
+
+def test_a_grid_of_one_lr_or_with_every_other_lr_diverged_has_an_exact_choice(tmp_path):
+    tune = tmp_path / "one"
+    for seed in (7, 8):
+        tune_run(tune, "cee", 0.1, seed, val=0.5, test=0.5)
+    assert choose(tune)["cee"][100] == {
+        "lr": 0.1, "best_mean_lr": 0.1, "val_acc": pytest.approx(0.5), "inside_grid": False,
+        "grid": [0.1], "seeds": [7, 8], "runner_up": None, "margin": None, "near_tie": None,
+    }  # fmt: skip
+    tune = tmp_path / "diverged"
+    for seed in (7, 8):
+        tune_run(tune, "cee", 0.1, seed, val=0.5, test=0.5)
+        tune_run(tune, "cee", 0.3, seed, val=0.6, test=0.5)
+        tune_run(tune, "cee", 1.0, seed, val=0.9, test=0.5, status="diverged")
+    assert choose(tune)["cee"][100] == {
+        "lr": 0.3, "best_mean_lr": 0.3, "val_acc": pytest.approx(0.6), "inside_grid": True,
+        "grid": [0.1, 0.3, 1.0], "seeds": [7, 8], "runner_up": 0.1,
+        "margin": pytest.approx(0.1), "near_tie": False,
+    }  # fmt: skip
+    tune = tmp_path / "best diverged"  # the best lr's seeds diverged: its lr is never chosen
+    for seed in (7, 8):
+        tune_run(tune, "cee", 0.1, seed, val=0.5, test=0.5)
+        tune_run(tune, "cee", 1.0, seed, val=0.9, test=0.5, status="diverged")
+    choice = choose(tune)["cee"][100]
+    assert (choice["lr"], choice["runner_up"], choice["margin"]) == (0.1, 1.0, math.inf)
+    assert "+∞ vs 1" not in (tune / "choices.md").read_text()
+    assert "∞ vs 1" in (tune / "choices.md").read_text()
+
+
+def test_the_study_command_refuses_bad_lists_by_their_flag(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    for args, line in (
+        (["run", "--batch-sizes", "0"], "--batch-sizes=0: every value must be > 0"),
+        (["run", "--batch-sizes", "1.5"], "--batch-sizes=1.5: expected a comma-separated list "
+                                          "of ints"),
+        (["noise", "--noise", "x"], "--noise=x: expected a comma-separated list of floats"),
+        (["run", "--tune-seeds", "1,x"], "--tune-seeds (seed)=1,x: expected a comma-separated "
+                                         "list of ints"),
+        (["run", "--seeds=-1,2"], "--seeds (seed)=-1,2: every seed must be in [0, 2**32)"),
+        (["run", "--lrs", ","], "--lrs (optimizer.lr)=,: give at least one value"),
+    ):  # fmt: skip
+        assert study.main([*args, "--dir", "st"]) == 2
+        assert capsys.readouterr().err == f"losslab-study: error: {line}\n"
+    with pytest.raises(SystemExit) as stopped:
+        study.main([])  # a command is required
+    assert stopped.value.code == 2
+    with pytest.raises(SystemExit):
+        study.main(["choose", "st/tune", "--by", "seed"])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_run_trains_the_jobs_again_only_when_asked(tmp_path, monkeypatch):
+    calls: list[list[str]] = []
+
+    def stop(args: list[str]) -> None:
+        calls.append(args)
+        raise SystemExit(1)
+
+    monkeypatch.setattr(study, "_train", stop)
+    options = {"losses": "cee,sse", "values": "100", "lrs": None}
+    with pytest.raises(SystemExit):
+        study.run(study.STUDIES["run"], tmp_path / "st", [], options)
+    assert not any("retrain" in a for a in calls[0])
+    assert "optimizer.lr=0.01,0.03,0.1,0.3,1,3" in calls[0]  # None: the study's default

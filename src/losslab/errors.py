@@ -102,14 +102,17 @@ def one_line(err: BaseException) -> str | None:
 
 
 def _allowed_keys(err: Any) -> str:
-    """The keys of the config node a ConfigKeyError was raised in (from its dataclass schema)."""
+    """The keys of the config node a ConfigKeyError was raised in (from its dataclass schema, or
+    the node's own), ``_target_`` and its kind left out."""
     import dataclasses
 
     schema = getattr(err, "object_type", None)
     if dataclasses.is_dataclass(schema):
-        return ", ".join(f.name for f in dataclasses.fields(schema) if not f.name.startswith("_"))
-    node = getattr(err, "parent_node", None)
-    return ", ".join(map(str, node.keys())) if hasattr(node, "keys") else ""
+        keys = [f.name for f in dataclasses.fields(schema)]
+    else:  # a plain YAML node: its keys
+        node = getattr(err, "parent_node", None)
+        keys = [str(k) for k in node.keys()] if hasattr(node, "keys") else []
+    return ", ".join(k for k in keys if not k.startswith("_"))
 
 
 def run_hydra(prog: str, func: Callable[[], Any]) -> Any:

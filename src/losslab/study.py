@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,15 +97,17 @@ REFUSED_OVERRIDES = {
 }
 
 
-def _values(flag: str, text: str, kind: type, check: Any = None) -> list[Any]:
+def _values(flag: str, text: str, kind: type, check: Callable[[Any], bool]) -> list[Any]:
     try:
         values = [kind(v) for v in text.split(",") if v.strip()]
     except ValueError as err:
         raise StudyError(
             f"{flag}={text}: expected a comma-separated list of {kind.__name__}s"
         ) from err
-    if not values or (check is not None and not all(check(v) for v in values)):
-        raise StudyError(f"{flag}={text}: {check.__doc__ if check else 'empty'}")
+    if not values:
+        raise StudyError(f"{flag}={text}: give at least one value")
+    if not all(check(v) for v in values):
+        raise StudyError(f"{flag}={text}: {check.__doc__}")
     return values
 
 
