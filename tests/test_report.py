@@ -179,7 +179,6 @@ def test_runs_that_differ_only_in_seed_are_aggregated(tmp_path):
 # -- a real 2 x 2 sweep -------------------------------------------------------------------------
 
 
-@pytest.mark.slow
 def test_sweep_makes_one_folder_per_job_named_by_what_varies(sweep_2x2: Path) -> None:
     assert job_folders(sweep_2x2) == sorted(
         f"loss={loss},data.batch_size={bs}" for loss in ("sse", "cee") for bs in (50, 500)
@@ -189,14 +188,12 @@ def test_sweep_makes_one_folder_per_job_named_by_what_varies(sweep_2x2: Path) ->
         assert list((sweep_2x2 / job).glob("events.out.tfevents.*"))
 
 
-@pytest.mark.slow
 def test_sweep_end_writes_the_report_into_the_sweep_folder(sweep_2x2: Path) -> None:
     for name in ("summary.md", "summary.csv", "curves.png"):
         assert (sweep_2x2 / name).is_file(), name
     assert len(read_csv(sweep_2x2 / "summary.csv")) == 4
 
 
-@pytest.mark.slow
 def test_csv_numbers_equal_the_event_files_exactly(sweep_2x2: Path, tmp_path: Path) -> None:
     rows = report(sweep_2x2, out_dir=tmp_path)
     table = read_csv(tmp_path / "summary.csv")
@@ -226,7 +223,6 @@ def test_csv_numbers_equal_the_event_files_exactly(sweep_2x2: Path, tmp_path: Pa
         assert float(row["lr"]) == 0.1
 
 
-@pytest.mark.slow
 def test_rows_are_sorted_by_validation_accuracy_and_the_best_is_marked(
     sweep_2x2: Path, tmp_path: Path
 ) -> None:
@@ -237,7 +233,6 @@ def test_rows_are_sorted_by_validation_accuracy_and_the_best_is_marked(
     assert [r["best"] for r in read_csv(tmp_path / "summary.csv")] == ["*", "", "", ""]
 
 
-@pytest.mark.slow
 def test_markdown_and_stdout_show_every_run(sweep_2x2: Path, tmp_path: Path, capsys) -> None:
     rows = report(sweep_2x2, out_dir=tmp_path)
     printed = capsys.readouterr().out
@@ -250,7 +245,6 @@ def test_markdown_and_stdout_show_every_run(sweep_2x2: Path, tmp_path: Path, cap
     assert "![curves](curves.png)" in markdown
 
 
-@pytest.mark.slow
 def test_curves_png_is_a_grid_of_batch_size_rows_and_loss_columns(
     sweep_2x2: Path, tmp_path: Path
 ) -> None:
@@ -259,7 +253,6 @@ def test_curves_png_is_a_grid_of_batch_size_rows_and_loss_columns(
     assert png_size(tmp_path / "curves.png") == (1040, 760)
 
 
-@pytest.mark.slow
 def test_report_reads_one_job_folder_as_a_single_run(sweep_2x2: Path, tmp_path: Path) -> None:
     job = sweep_2x2 / job_folders(sweep_2x2)[0]
     (row,) = report(job, out_dir=tmp_path)
