@@ -111,7 +111,7 @@ def _allowed_keys(err: Any) -> str:
         keys = [f.name for f in dataclasses.fields(schema)]
     else:  # a plain YAML node: its keys
         node = getattr(err, "parent_node", None)
-        keys = [str(k) for k in node.keys()] if hasattr(node, "keys") else []
+        keys = [str(k) for k in node] if hasattr(node, "keys") else []
     return ", ".join(k for k in keys if not k.startswith("_"))
 
 
