@@ -133,8 +133,22 @@ def test_eval_reads_mnist_where_the_run_did_else_where_the_environment_says(
     monkeypatch.setenv("LOSSLAB_DATA_DIR", str(tmp_path / "elsewhere"))
     with pytest.raises(UsageError, match="elsewhere"):
         evaluate(tmp_path / "moved.ckpt")
-    with pytest.raises(UsageError, match="nowhere"):
+    with pytest.raises(UsageError) as missing:
         evaluate(find_checkpoint(noisy_run), data_dir=str(tmp_path / "nowhere"))
+    assert str(missing.value).startswith(
+        f"MNIST not found in {tmp_path / 'nowhere' / 'MNIST' / 'raw'} (missing train-images-idx3"
+    )
+    assert "\n" not in str(missing.value)
+    # the run's own folder holds MNIST/raw: it wins over the environment
+    assert evaluate(find_checkpoint(noisy_run)) == expected
+
+
+def test_a_run_without_a_validation_split_is_evaluated_on_test(shared_run):
+    from conftest import TINY
+
+    results = evaluate(find_checkpoint(shared_run("cli_single", *TINY)))
+    assert list(results) == ["test"]
+    assert sorted(results["test"]) == sorted(KINDS)
 
 
 def test_eval_without_out_writes_under_the_log_folder(noisy_run, tmp_path, monkeypatch):

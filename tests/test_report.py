@@ -155,9 +155,17 @@ def test_runs_that_differ_only_in_seed_are_aggregated(tmp_path):
                 hp(loss=loss, seed=seed),
                 overrides=[f"loss={loss}", f"seed={seed}"],
             )
+    # a third group, at another lr: one run, best on test, worst on validation
+    write_run(tmp_path / "loss=mae,seed=0", curves([0.1, 0.99], test=[0.1, 0.99], val=[0.1, 0.5]),
+              hp(loss="mae", lr=0.3), overrides=["loss=mae"])  # fmt: skip
     report(tmp_path, out_dir=tmp_path / "out")
-    groups = {r["group"]: r for r in read_csv(tmp_path / "out" / "groups.csv")}
-    assert set(groups) == {"loss=cee", "loss=sse"}
+    rows = read_csv(tmp_path / "out" / "groups.csv")
+    # ranked by mean validation accuracy, never by test; only the first is marked best
+    assert [(r["group"], r["best"], r["lr"], r["n"]) for r in rows] == [
+        ("loss=cee", "*", "0.1", "3"), ("loss=sse", "", "0.1", "2"), ("loss=mae", "", "0.3", "1"),
+    ]  # fmt: skip
+    assert float(rows[2]["val_acc_mean"]) == pytest.approx(0.5)
+    groups = {r["group"]: r for r in rows if r["group"] != "loss=mae"}
     for loss, written in accs.items():
         values = [float(np.float32(v)) for v in written]  # event files hold float32
         g, expected = groups[f"loss={loss}"], summarize(values)
@@ -172,8 +180,8 @@ def test_runs_that_differ_only_in_seed_are_aggregated(tmp_path):
     assert "± " in shown
     assert "(sd " in shown
     assert "n=3)" in shown
-    # the figure: one panel per group (mean with a band), not one per run
-    assert png_size(tmp_path / "out" / "curves.png") == (1040, 380)
+    # the figure: one panel per group (mean with a band), not one per run (6 runs)
+    assert png_size(tmp_path / "out" / "curves.png") == (1560, 380)  # 3 groups: 3 x 5.2 in
 
 
 # -- a real 2 x 2 sweep -------------------------------------------------------------------------

@@ -638,17 +638,18 @@ def fake_stages(calls: list[list[str]]):
     def stage(args: list[str]) -> None:
         calls.append(args)
         sweep = Path(next(a for a in args if a.startswith("hydra.sweep.dir=")).split("=", 1)[1])
-        if args[0] == "experiment=study_tune":
+        noise = 0.2 if args[0].startswith("experiment=noise") else 0.0
+        if args[0] in ("experiment=study_tune", "experiment=noise_tune") and "seed=7,8" in args:
             for (loss, lr), val in TUNE_VAL.items():
                 for seed, v in zip((7, 8), val or (0.1, 0.1), strict=True):
                     status = "ok" if val else "diverged"
-                    tune_run(sweep, loss, lr, seed, val=v, test=0.5, status=status)
-        elif args[0] == "experiment=study_final":
+                    tune_run(sweep, loss, lr, seed, v, test=0.5, status=status, label_noise=noise)
+        elif args[0] in ("experiment=study_final", "experiment=noise_final"):
             chosen = yaml.safe_load((sweep.parent / "tune" / "choices.yaml").read_text())
+            key, by = (0.2, {"label_noise": 0.2}) if noise else (100, {"batch_size": 100})
             for loss, accs in FINAL_TEST.items():
                 for seed, acc in enumerate(accs):
-                    lr = chosen[loss][100]["lr"]
-                    final_run(sweep, loss, lr, seed, acc, {"batch_size": 100})
+                    final_run(sweep, loss, chosen[loss][key]["lr"], seed, acc, by)
         else:
             raise SystemExit(3)  # as a failed stage does
 
@@ -847,3 +848,53 @@ def test_run_trains_the_jobs_again_only_when_asked(tmp_path, monkeypatch):
         study.run(study.STUDIES["run"], tmp_path / "st", [], options)
     assert not any("retrain" in a for a in calls[0])
     assert "optimizer.lr=0.01,0.03,0.1,0.3,1,3" in calls[0]  # None: the study's default
+
+
+def test_the_noise_study_chooses_by_noise_rate_and_compares_last_and_early_accuracy(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    calls: list[list[str]] = []
+    monkeypatch.setattr(study, "_train", fake_stages(calls))
+    args = ["--losses", "cee,sse", "--noise", "0.2", "--lrs", "0.1,1,3", "--tune-seeds", "7,8",
+            "--seeds", "0,1,2"]  # fmt: skip
+    assert study.main(["noise", "--dir", "st", *args]) == 0
+    assert [c[:4] for c in calls] == [
+        ["experiment=noise_tune", "hydra.sweep.dir=st/tune", "loss=cee,sse", "data.label_noise=0.2"],
+        ["experiment=noise_final", "hydra.sweep.dir=st/final", "loss=cee,sse",
+         "data.label_noise=0.2"],
+    ]  # fmt: skip
+    choices = yaml.safe_load((tmp_path / "st" / "tune" / "choices.yaml").read_text())
+    assert (choices["cee"][0.2]["lr"], choices["sse"][0.2]["lr"]) == (1, 0.1)
+    assert "| loss | label noise |" in (tmp_path / "st" / "tune" / "choices.md").read_text()
+    with (tmp_path / "st" / "verdict.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["metric"], r["label_noise"], r["first"], r["second"], r["word"]) for r in rows] == [
+        ("test_acc", "0.2", "cee", "sse", "cee better"),
+        ("test_at_best", "0.2", "cee", "sse", "cee better"),
+    ]
+
+
+def test_the_seed_flags_and_refused_overrides_are_named_as_given(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    calls: list[list[str]] = []
+    monkeypatch.setattr(study, "_train", fake_stages(calls))
+    for args, line in (
+        (["--tune-seeds", "5"], "--tune-seeds=5: at least 2 distinct seeds are needed"),
+        (["--tune-seeds", "1,2,3", "--seeds", "3,2"], "--tune-seeds and --seeds share 2,3: the "
+                                                      "seeds that tune the lr must never be seeds "
+                                                      "that report"),
+        (["+seed=3"], "+seed=3: use --tune-seeds and --seeds"),
+        (["~loss"], "~loss: use --losses"),
+        (["optimizer.lr = 1"], "optimizer.lr = 1: use --lrs"),
+        (["hydra.sweep.dir=x"], "hydra.sweep.dir=x: use --dir"),
+    ):  # fmt: skip
+        assert study.main(["run", "--dir", "st", *args]) == 2
+        assert capsys.readouterr().err == f"losslab-study: error: {line}\n"
+    assert study.main(["noise", "--dir", "st", "data.label_noise=0.1"]) == 2
+    assert capsys.readouterr().err.endswith("data.label_noise=0.1: use --noise\n")
+    assert list(tmp_path.iterdir()) == []
+    assert calls == []
+    with pytest.raises(SystemExit):  # another validation size, or a seed-like key, is fine
+        study.main(["run", "--dir", "st", "data.val_size=5000", "data.noise_seed=3"])
+    assert calls[0][-2:] == ["data.val_size=5000", "data.noise_seed=3"]

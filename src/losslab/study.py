@@ -169,10 +169,12 @@ def run(
         )
     flag = "--noise" if study.protocol is NOISE else "--batch-sizes"
     refused = {**REFUSED_OVERRIDES, f"{study.key}=": f"use {flag}"}
-    for key, why in refused.items():
-        bad = [o for o in overrides if o.replace(" ", "").lstrip("+~").startswith(key)]
-        if bad:
-            raise StudyError(f"{bad[0]}: {why}")
+    for override in overrides:
+        given_key, _, value = override.replace(" ", "").lstrip("+~").partition("=")
+        for key, why in refused.items():  # "key=": any value (or deleting it); "key=v": that one
+            name, _, refused_value = key.partition("=")
+            if given_key == name and refused_value in ("", value):
+                raise StudyError(f"{override}: {why}")
     common = [f"loss={given['losses']}", f"{study.key}={','.join(f'{v:g}' for v in values)}"]
     common += ["hydra.sweeper.retrain=true"] if retrain else []
     _train(
