@@ -166,6 +166,12 @@ def test_runs_that_differ_only_in_seed_are_aggregated(tmp_path):
     ]  # fmt: skip
     assert float(rows[2]["val_acc_mean"]) == pytest.approx(0.5)
     groups = {r["group"]: r for r in rows if r["group"] != "loss=mae"}
+    # checked by hand: cee 0.96 ± 4.303 * 0.01 / sqrt(3); sse 0.92 ± 12.706 * 0.0283 / sqrt(2)
+    text = (tmp_path / "out" / "groups.md").read_text()
+    assert text.split("\n", 1) == [
+        f"# Runs that differ only in seed: {tmp_path}",
+        (Path(__file__).parent / "expected" / "report_groups.md").read_text(),
+    ]
     for loss, written in accs.items():
         values = [float(np.float32(v)) for v in written]  # event files hold float32
         g, expected = groups[f"loss={loss}"], summarize(values)

@@ -146,6 +146,9 @@ def test_a_near_tie_chooses_the_smallest_tied_lr_whichever_of_them_ranks_first(t
         assert choice["near_tie"] is True
         assert choice["best_mean_lr"] == (1.0 if name == "here" else 3.0)
         assert choice["inside_grid"] is True
+        notes = (tune / "choices.md").read_text().split("\n\n")[-2:]
+        assert notes[0] == "Every chosen lr lies strictly inside the grid."
+        assert notes[1].endswith("the smallest of the tied lrs is chosen): sse at 100.\n")
 
 
 def test_one_tuning_seed_leaves_the_noise_unknown_and_chooses_the_best_mean(tmp_path):
@@ -803,6 +806,22 @@ def test_a_grid_of_one_lr_or_with_every_other_lr_diverged_has_an_exact_choice(tm
         "grid": [0.1, 0.3, 1.0], "seeds": [7, 8], "runner_up": 0.1,
         "margin": pytest.approx(0.1), "near_tie": False,
     }  # fmt: skip
+    tune_run(tune, "sse", 0.1, 7, val=0.4, test=0.5)  # one seed, two lrs: no lr 1 column
+    tune_run(tune, "sse", 0.3, 7, val=0.3, test=0.5)
+    choose(tune)
+    assert (tune / "choices.md").read_text().split("\n")[2:] == [
+        "| loss | batch size |     lr 0.1 |     lr 0.3 |     lr 1 |               chosen lr | margin                                 |",
+        "|------|-----------:|-----------:|-----------:|---------:|------------------------:|----------------------------------------|",
+        "| cee  |        100 |     0.5000 | **0.6000** | diverged |                     0.3 | +0.1000 vs 0.1                         |",
+        "| sse  |        100 | **0.4000** |     0.3000 |        - | 0.1 (edge of the grid!) | +0.1000 vs 0.3 (1 seed: noise unknown) |",
+        "",
+        "**The best lr lies on the edge of the grid for sse at 100**: widen the grid.",
+        "",
+        "Near-ties (another lr is within the seed-to-seed spread of its difference to the best "
+        "mean, so another seed or machine could rank them the other way; the smallest of the tied "
+        "lrs is chosen): none.",
+        "",
+    ]  # fmt: skip
     tune = tmp_path / "best diverged"  # the best lr's seeds diverged: its lr is never chosen
     for seed in (7, 8):
         tune_run(tune, "cee", 0.1, seed, val=0.5, test=0.5)
