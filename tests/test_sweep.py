@@ -91,6 +91,54 @@ def test_a_rerun_skips_finished_jobs_and_refuses_changed_ones_before_anything_ru
     assert "optimizer.lr=0.5" in (tmp_path / "sw" / "multirun.yaml").read_text()
 
 
+SWEEP_2X2 = [
+    "-m",
+    "loss=sse,cee",
+    "data.batch_size=50,500",
+    "data.train_size=1000",
+    "data.val_size=500",
+    "trainer.max_epochs=1",
+]  # the shared sweep_2x2's command
+# fmt: skip
+
+
+def test_the_sweepers_decisions_on_a_finished_sweep_train_nothing(sweep_2x2, tmp_path):
+    """The shared 2 x 2 sweep, copied: the same command skips every job; a changed one is
+    refused, naming every job and key, before anything runs; a subset of the jobs runs only the
+    jobs it names, and a job folder that holds another config's run is refused too."""
+    import shutil
+
+    shutil.copytree(sweep_2x2, tmp_path / "sw", symlinks=True)
+    jobs = ["loss=sse,data.batch_size=50", "loss=sse,data.batch_size=500",
+            "loss=cee,data.batch_size=50", "loss=cee,data.batch_size=500"]  # fmt: skip
+    before = tree_digest(tmp_path / "sw")
+    same = ok(train(*SWEEP_2X2, "hydra.sweep.dir=sw", "~hydra.callbacks.report", cwd=tmp_path))
+    skipped = [line for line in same.stdout.splitlines() if "finished before" in line]
+    assert skipped == [f"losslab-train: {job}: finished before, skipped" for job in jobs]
+    assert {k: v for k, v in tree_digest(tmp_path / "sw").items() if k != "multirun.yaml"} == {
+        k: v for k, v in before.items() if k != "multirun.yaml"
+    }
+    everything = tree_digest(tmp_path / "sw")
+    changed = train(*SWEEP_2X2, "trainer.max_epochs=2", "hydra.sweep.dir=sw", cwd=tmp_path)
+    assert changed.returncode == 2
+    assert changed.stderr.count("\n") == 1, changed.stderr
+    for job in jobs:
+        assert f"{job} (trainer.max_epochs: 1 -> 2)" in changed.stderr
+    assert "Nothing was run" in changed.stderr
+    assert tree_digest(tmp_path / "sw") == everything
+    # a user subdir names its own folders: no job folder of the sweep is reused or refused
+    changed = train(*SWEEP_2X2, "trainer.max_epochs=2", "hydra.sweep.dir=sw",
+                    "hydra.sweep.subdir=${hydra.job.num}", "trainer.fast_dev_run=true",
+                    "~hydra.callbacks.report", cwd=tmp_path)  # fmt: skip
+    assert changed.returncode == 0, changed.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "sw").iterdir() if p.name.isdigit()) == [
+        "0",
+        "1",
+        "2",
+        "3",
+    ]
+
+
 @pytest.mark.slow
 def test_a_job_started_with_another_config_and_nothing_to_resume_is_started_over(
     tmp_path, data_dir

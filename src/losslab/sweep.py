@@ -132,13 +132,14 @@ def run_sweep(sweeper: Any, arguments: list[str]) -> Any:
     parser = OverridesParser.create(config_loader=sweeper.hydra_context.config_loader)
     overrides = parser.parse_overrides(params)
     batches = sweeper.split_arguments(overrides, sweeper.max_batch_size)
-    hydra_overrides = sweeper.config.hydra.overrides.hydra
+    # as typed: an override such as hydra.sweep.subdir=${hydra.job.num} is not resolved here
+    hydra_overrides = OmegaConf.to_container(sweeper.config.hydra.overrides.hydra, resolve=False)
     user_subdir = any(o.startswith("hydra.sweep.subdir=") for o in hydra_overrides)
     names = iter(job_names(overrides, [job for batch in batches for job in batch]))
     sweep_dir = Path(sweeper.config.hydra.sweep.dir)
 
     plan: list[list[tuple[list[str], str]]] = []
-    stale, restarted, data_checked = [], [], set()
+    stale, restarted, data_checked, seen = [], [], set(), []
     for batch in batches:
         jobs = []
         for job in batch:
@@ -147,7 +148,8 @@ def run_sweep(sweeper: Any, arguments: list[str]) -> Any:
                 job.append(f"hydra.sweep.subdir={_quoted(name)}")
             run = RunDir(sweep_dir / name)
             # compose and check every job before anything is written: a bad value stops here
-            resolved, choices = _check_job(sweeper, job, run.path, data_checked)
+            resolved, choices = _check_job(sweeper, job, run.path, data_checked, len(seen))
+            seen.append(name)
             action, differs = (
                 ("run", {}) if user_subdir else run.sweep_action(resolved, choices, sweeper.retrain)
             )
@@ -190,12 +192,14 @@ def run_sweep(sweeper: Any, arguments: list[str]) -> Any:
 
 
 def _check_job(
-    sweeper: Any, job: list[str], folder: Path, data_checked: set
+    sweeper: Any, job: list[str], folder: Path, data_checked: set, num: int
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The checks a job's run makes before it writes anything (types, ranges, keys, GPU, the
-    MNIST files), made now. Returns the job's config, resolved, and its group choices."""
+    MNIST files), made now; ``num``: the job's index, as Hydra's launcher numbers it. Returns
+    the job's config, resolved, and its group choices."""
     config = sweeper.hydra_context.config_loader.load_sweep_config(sweeper.config, job)
     with open_dict(config):
+        config.hydra.job.num = num  # what a user's hydra.sweep.subdir=${hydra.job.num} reads
         config.hydra.runtime.output_dir = str(folder.resolve())
     previous = HydraConfig.instance().cfg
     HydraConfig.instance().set_config(config)
