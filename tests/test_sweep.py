@@ -91,15 +91,9 @@ def test_a_rerun_skips_finished_jobs_and_refuses_changed_ones_before_anything_ru
     assert "optimizer.lr=0.5" in (tmp_path / "sw" / "multirun.yaml").read_text()
 
 
-SWEEP_2X2 = [
-    "-m",
-    "loss=sse,cee",
-    "data.batch_size=50,500",
-    "data.train_size=1000",
-    "data.val_size=500",
-    "trainer.max_epochs=1",
-]  # the shared sweep_2x2's command
-# fmt: skip
+# the shared sweep_2x2's command
+SWEEP_2X2 = ["-m", "loss=sse,cee", "data.batch_size=50,500", "data.train_size=1000",
+             "data.val_size=500", "trainer.max_epochs=1"]  # fmt: skip
 
 
 def test_the_sweepers_decisions_on_a_finished_sweep_train_nothing(sweep_2x2, tmp_path):
