@@ -1,38 +1,105 @@
-"""The mutation score of the last ``mutmut run``, per file (what ``make mutate`` prints last).
+"""The mutation score of the last ``mutmut run``, per file (what ``make mutate`` prints last), and
+the surviving mutants, each with its changed line and why it survives.
 
-    python scripts/mutation_score.py
+    python scripts/mutation_score.py                        # the scores
+    python scripts/mutation_score.py --survivors FILE.md    # and every survivor, into FILE.md
 
-Killed / (killed + survived); mutants no test reaches ("no tests") are listed apart.
+Score: killed / (killed + survived); mutants no test reaches ("no tests") are listed apart.
+The reason of a survivor is a first sort by what its changed line touches (the device, the
+processes of DDP, a figure's styling, a message's wording, ...), written by rules below: read
+the line itself before you trust it.
 """
 
 from __future__ import annotations
 
+import argparse
+import re
 import subprocess
 import sys
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 
+REASONS = [  # (pattern on the changed lines, why the mutant survives)
+    (r"world_size|sync_dist|strategy\.reduce|is_global_zero|all_gather|distributed|ddp",
+     "several processes only: the DDP tests start processes (marked process, outside make mutate)"),
+    (r"weights_only", "equivalent: torch.load's default is weights_only=True"),
+    (r"device|map_location|\.to\(", "equivalent on CPU: where a tensor lives"),
+    (r"strict=", "equivalent: zip's sequences have equal lengths here"),
+    (r"fontsize|alpha|\bms=|capsize|dpi|layout=|figsize|\bloc=|squeeze|grid\(|\blw=",
+     "a figure's styling: not worth a test"),
+    (r"prog_bar|rank_zero_warn|warnings\.warn|log\.info|print\(",
+     "console output: what a user reads, not what the run computes"),
+]  # fmt: skip
+OTHER = "reached by the tests that train or start processes only (outside make mutate), or untested"
 
-def main() -> int:
+
+def results() -> dict[str, str]:
+    """``mutant name -> status`` of the last run."""
     mutmut = Path(sys.executable).parent / "mutmut"
     out = subprocess.run(
         [str(mutmut), "results", "--all", "true"], capture_output=True, text=True, check=True
     )
-    counts: Counter[tuple[str, str]] = Counter()
+    status = {}
     for line in out.stdout.splitlines():
-        name, _, status = line.strip().rpartition(": ")
+        name, _, state = line.strip().rpartition(": ")
         if name:
-            counts[(name.split(".x", 1)[0], status)] += 1
+            status[name] = state
+    return status
+
+
+def changed_lines(name: str) -> tuple[str, str]:
+    """The line a mutant removes and the one it adds (mutmut's own diff)."""
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
+
+    module = name.split(".x", 1)[0]
+    path = Path("src", *module.split(".")).with_suffix(".py")
+    diff = get_diff_for_mutant(name, path=path).splitlines()
+    removed = " ".join(d[1:].strip() for d in diff if d.startswith("-") and not d.startswith("---"))
+    added = " ".join(d[1:].strip() for d in diff if d.startswith("+") and not d.startswith("+++"))
+    return removed, added
+
+
+def reason(removed: str, added: str) -> str:
+    for pattern, why in REASONS:
+        if re.search(pattern, removed + " " + added):
+            return why
+    strings = re.compile(r"\"[^\"]*\"|'[^']*'")
+    if strings.sub("", removed) == strings.sub("", added) and (
+        "XX" in added or added.upper() == added or added.lower() == added
+    ):
+        return "the wording or case of a text: not worth a test"
+    return OTHER
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--survivors", type=Path, help="write every survivor into this file")
+    args = parser.parse_args()
+    status = results()
+    counts: Counter[tuple[str, str]] = Counter(
+        (name.split(".x", 1)[0], state) for name, state in status.items()
+    )
     files = sorted({f for f, _ in counts})
-    print(f"{'module':<18} {'killed':>7} {'survived':>9} {'no tests':>9} {'score':>7}")
-    total_k = total_s = 0
+    print(f"{'module':<24} {'killed':>7} {'survived':>9} {'no tests':>9} {'score':>7}")
+    total_k = total_s = total_n = 0
     for f in files:
         k, s, n = counts[(f, "killed")], counts[(f, "survived")], counts[(f, "no tests")]
-        total_k, total_s = total_k + k, total_s + s
-        print(f"{f:<18} {k:>7} {s:>9} {n:>9} {k / max(k + s, 1):>7.1%}")
-    print(
-        f"{'all':<18} {total_k:>7} {total_s:>9} {'':>9} {total_k / max(total_k + total_s, 1):>7.1%}"
-    )
+        total_k, total_s, total_n = total_k + k, total_s + s, total_n + n
+        print(f"{f:<24} {k:>7} {s:>9} {n:>9} {k / max(k + s, 1):>7.1%}")
+    score = total_k / max(total_k + total_s, 1)
+    print(f"{'all':<24} {total_k:>7} {total_s:>9} {total_n:>9} {score:>7.1%}")
+    if args.survivors:
+        by_reason: dict[str, list[str]] = defaultdict(list)
+        for name in sorted(n for n, state in status.items() if state == "survived"):
+            removed, added = changed_lines(name)
+            by_reason[reason(removed, added)].append(f"- `{name}`: `{removed}` → `{added}`")
+        lines = [f"# Surviving mutants ({total_s}), by why they survive\n"]
+        for why, items in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
+            lines += [f"\n## {why} ({len(items)})\n", *items]
+        args.survivors.write_text("\n".join(lines) + "\n")
+        print(f"{total_s} survivors, by reason: {args.survivors}")
+        for why, items in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
+            print(f"  {len(items):>5}  {why}")
     return 0
 
 
