@@ -97,9 +97,8 @@ SWEEP_2X2 = ["-m", "loss=sse,cee", "data.batch_size=50,500", "data.train_size=10
 
 
 def test_the_sweepers_decisions_on_a_finished_sweep_train_nothing(sweep_2x2, tmp_path):
-    """The shared 2 x 2 sweep, copied: the same command skips every job; a changed one is
-    refused, naming every job and key, before anything runs; a subset of the jobs runs only the
-    jobs it names, and a job folder that holds another config's run is refused too."""
+    """The shared 2 x 2 sweep, copied: the same command skips every job and changes no job
+    folder; a changed one is refused, naming every job and key, before anything runs."""
     import shutil
 
     shutil.copytree(sweep_2x2, tmp_path / "sw", symlinks=True)
@@ -120,17 +119,23 @@ def test_the_sweepers_decisions_on_a_finished_sweep_train_nothing(sweep_2x2, tmp
         assert f"{job} (trainer.max_epochs: 1 -> 2)" in changed.stderr
     assert "Nothing was run" in changed.stderr
     assert tree_digest(tmp_path / "sw") == everything
-    # a user subdir names its own folders: no job folder of the sweep is reused or refused
-    changed = train(*SWEEP_2X2, "trainer.max_epochs=2", "hydra.sweep.dir=sw",
-                    "hydra.sweep.subdir=${hydra.job.num}", "trainer.fast_dev_run=true",
-                    "~hydra.callbacks.report", cwd=tmp_path)  # fmt: skip
-    assert changed.returncode == 0, changed.stderr[-2000:]
-    assert sorted(p.name for p in (tmp_path / "sw").iterdir() if p.name.isdigit()) == [
-        "0",
-        "1",
-        "2",
-        "3",
-    ]
+
+
+@pytest.mark.slow
+def test_a_user_subdir_names_the_job_folders_and_none_is_reused(sweep_2x2, tmp_path):
+    """``hydra.sweep.subdir=${hydra.job.num}``, Hydra's own naming, over a finished sweep: the
+    jobs run in folders 0..3, and no job folder of the sweep is skipped or refused."""
+    import shutil
+
+    shutil.copytree(sweep_2x2, tmp_path / "sw", symlinks=True)
+    res = train(*SWEEP_2X2, "trainer.max_epochs=2", "hydra.sweep.dir=sw",
+                "hydra.sweep.subdir=${hydra.job.num}", "trainer.fast_dev_run=true",
+                "~hydra.callbacks.report", cwd=tmp_path)  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "finished before" not in res.stdout
+    numbered = sorted(p.name for p in (tmp_path / "sw").iterdir() if p.name.isdigit())
+    assert numbered == ["0", "1", "2", "3"]
+    assert all((tmp_path / "sw" / n / ".hydra" / "config.yaml").is_file() for n in numbered)
 
 
 @pytest.mark.slow

@@ -745,6 +745,7 @@ def test_a_failed_stage_stops_the_study_and_the_defaults_and_retrain_reach_the_c
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.process
 def test_a_stage_is_a_losslab_train_process_whose_failure_ends_the_study(tmp_path, capfd):
     with pytest.raises(SystemExit) as stopped:
         study._train(["loss=nope", f"hydra.run.dir={tmp_path / 'run'}"])
