@@ -52,6 +52,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
@@ -557,24 +558,21 @@ class FitClock:
     def __enter__(self) -> FitClock:
         self.fit = self.epoch0 = 0.0
         self._fit, self._sanity = L.Trainer.fit, L.Trainer._run_sanity_check
-        clock = self
-
-        def fit(trainer, *args, **kwargs):
-            start = time.perf_counter()
-            try:
-                return clock._fit(trainer, *args, **kwargs)
-            finally:
-                clock.fit += time.perf_counter() - start
-
-        def sanity(trainer, *args, **kwargs):
-            start = time.perf_counter()
-            try:
-                return clock._sanity(trainer, *args, **kwargs)
-            finally:
-                clock.epoch0 += time.perf_counter() - start
-
-        L.Trainer.fit, L.Trainer._run_sanity_check = fit, sanity
+        L.Trainer.fit = self._timed(self._fit, "fit")
+        L.Trainer._run_sanity_check = self._timed(self._sanity, "epoch0")
         return self
+
+    def _timed(self, method: Any, field: str) -> Any:
+        """``method``, its seconds added to ``self.<field>`` at each call."""
+
+        def timed(trainer: L.Trainer, *args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return method(trainer, *args, **kwargs)
+            finally:
+                setattr(self, field, getattr(self, field) + time.perf_counter() - start)
+
+        return timed
 
     def __exit__(self, *exc: object) -> None:
         L.Trainer.fit, L.Trainer._run_sanity_check = self._fit, self._sanity

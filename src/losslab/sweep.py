@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
+import itertools
 import logging
 import shutil
 import sys
@@ -139,7 +140,8 @@ def run_sweep(sweeper: Any, arguments: list[str]) -> Any:
     sweep_dir = Path(sweeper.config.hydra.sweep.dir)
 
     plan: list[list[tuple[list[str], str]]] = []
-    stale, restarted, data_checked, seen = [], [], set(), []
+    stale, restarted, data_checked = [], [], set()
+    number = itertools.count()  # the jobs' indices, as Hydra's launcher numbers them
     for batch in batches:
         jobs = []
         for job in batch:
@@ -148,8 +150,7 @@ def run_sweep(sweeper: Any, arguments: list[str]) -> Any:
                 job.append(f"hydra.sweep.subdir={_quoted(name)}")
             run = RunDir(sweep_dir / name)
             # compose and check every job before anything is written: a bad value stops here
-            resolved, choices = _check_job(sweeper, job, run.path, data_checked, len(seen))
-            seen.append(name)
+            resolved, choices = _check_job(sweeper, job, run.path, data_checked, next(number))
             action, differs = (
                 ("run", {}) if user_subdir else run.sweep_action(resolved, choices, sweeper.retrain)
             )
