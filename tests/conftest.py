@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -85,6 +86,38 @@ def tiny_mnist(tmp_path: Path) -> dict:
         write_idx(raw / f"{prefix}-images-idx3-ubyte", data[f"{split}_images"], 2051)
         write_idx(raw / f"{prefix}-labels-idx1-ubyte", data[f"{split}_labels"], 2049)
     return data
+
+
+# -- configs as losslab-train composes them ------------------------------------------------------
+
+
+def compose_train(
+    overrides: list[str], checked: bool = True, output_dir: str = "/tmp/losslab-compose-test"
+):
+    """The task config as losslab-train composes it, with every check of a start run on it (the
+    schemas' ranges, the cross-key rules, the constructors'); Hydra's own part (the run folder
+    ``output_dir``, the group choices) is in ``HydraConfig.get()``, as when Hydra runs."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf, open_dict
+
+    from losslab.build import parts
+    from losslab.config import register
+    from losslab.rules import check
+
+    register()
+    with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
+    OmegaConf.set_readonly(cfg.hydra, False)
+    cfg.hydra.runtime.output_dir = output_dir  # Hydra sets it when it runs
+    HydraConfig.instance().set_config(cfg)
+    choices = dict(cfg.hydra.runtime.choices)
+    with open_dict(cfg):
+        del cfg.hydra
+    if checked:
+        check(cfg, choices)
+        parts(cfg)
+    return cfg
 
 
 # -- losslab-train, in this process and as a process ---------------------------------------------
@@ -320,3 +353,41 @@ def write_run(
         run.config_file.parent.mkdir(exist_ok=True)
         run.overrides_file.write_text(yaml.safe_dump(overrides))
     return folder
+
+
+# -- make mutate: the likeliest killer first ----------------------------------------------------
+
+# modules whose tests live in a file not named after them
+_TEST_FILES_OF = {
+    "_common": ("losses",),
+    "cee": ("losses",),
+    "outputs": ("losses",),
+    "batches": ("steps_per_call", "data"),
+    "mnist": ("data",),
+    "models": ("module",),
+    "evaluate": ("eval",),
+    "build": ("config", "resume"),
+    "rules": ("config",),
+    "start": ("resume", "train"),
+    "overrides": ("cli",),
+    "choices": ("verdict",),
+    "protocol": ("verdict", "study"),
+    "runs": ("report",),
+    "tables": ("report",),
+    "ddp": ("train",),
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under ``make mutate`` mutmut runs one session per mutant and stops at its first failing
+    test, so the order decides the cost of a killed mutant: the mutated module's own test file
+    first, then the fastest tests (their times from mutmut's first pass). Nothing a test
+    asserts changes; plain ``pytest`` keeps its order."""
+    mutant = os.environ.get("MUTANT_UNDER_TEST", "")
+    if "__mutmut_" not in mutant:
+        return
+    stem = mutant.split(".x", 1)[0].rpartition(".")[2]
+    own = {f"test_{name}.py" for name in (stem, *_TEST_FILES_OF.get(stem, ()))}
+    stats = Path.cwd() / "mutmut-stats.json"
+    seconds = json.loads(stats.read_text())["duration_by_test"] if stats.is_file() else {}
+    items.sort(key=lambda item: (item.path.name not in own, seconds.get(item.nodeid, 1.0)))

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TINY, ok, train
+from conftest import TINY, compose_train, ok, train
 from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf, open_dict
+from omegaconf import OmegaConf
 
 from losslab.errors import UsageError
 
@@ -22,30 +22,6 @@ USER_GROUPS = ("data", "model", "loss", "optimizer", "scheduler", "trainer", "lo
 
 def config_names(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
-
-
-def compose_train(overrides: list[str], checked: bool = True):
-    """The task config as losslab-train composes it, with every check of a start run on it (the
-    schemas' ranges, the cross-key rules, the constructors'), and its group choices."""
-    from hydra.core.hydra_config import HydraConfig
-
-    from losslab.build import parts
-    from losslab.config import register
-    from losslab.rules import check
-
-    register()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
-    OmegaConf.set_readonly(cfg.hydra, False)
-    cfg.hydra.runtime.output_dir = "/tmp/losslab-compose-test"  # Hydra sets it when it runs
-    HydraConfig.instance().set_config(cfg)
-    choices = dict(cfg.hydra.runtime.choices)
-    with open_dict(cfg):
-        del cfg.hydra
-    if checked:
-        check(cfg, choices)
-        parts(cfg)
-    return cfg
 
 
 def leaves(node, prefix=""):
@@ -356,3 +332,58 @@ def test_several_steps_per_call_run_on_one_device_in_32_bit(settings):
     from losslab.config import TrainerConfig
 
     assert TrainerConfig(steps_per_call=3, **settings).steps_per_call == 3
+
+
+def test_register_stores_each_schema_where_the_configs_name_it_and_both_resolvers(tmp_path):
+    """``register()`` into an empty ConfigStore: each schema under the path the YAML defaults
+    lists name (``/schema/loss/sse``, ...), nothing else, and the two resolvers, which call
+    losslab's own functions (registered even when an older, other resolver is gone)."""
+    from hydra.core.config_store import ConfigStore
+    from omegaconf.basecontainer import BaseContainer
+
+    from losslab import config
+
+    def stored(repo: dict, prefix: str = "") -> dict[str, type]:
+        found = {}
+        for key, value in repo.items():
+            if isinstance(value, dict):
+                found.update(stored(value, f"{prefix}{key}/"))
+            else:
+                found[prefix + key.removesuffix(".yaml")] = OmegaConf.get_type(value.node)
+        return found
+
+    cs = ConfigStore.instance()
+    repo, resolvers = cs.repo, dict(BaseContainer._resolvers)
+    try:
+        cs.repo = {}
+        OmegaConf.clear_resolver("losslab_chosen_lr")
+        OmegaConf.clear_resolver("losslab_groups")
+        config.register()
+        assert stored(cs.repo) == {
+            "train_schema": config.TrainConfig,
+            "schema/data": config.DataConfig,
+            "schema/model": config.ModelConfig,
+            "schema/trainer": config.TrainerConfig,
+            "schema/paths": config.PathsConfig,
+            "schema/loss/sse": config.SSEConfig,
+            "schema/loss/cee": config.CEEConfig,
+            "schema/loss/mae": config.MAEConfig,
+            "schema/optimizer/sgd": config.SGDConfig,
+            "schema/optimizer/adam": config.AdamConfig,
+            "schema/scheduler/step": config.StepLRConfig,
+            "schema/scheduler/cosine": config.CosineConfig,
+        }
+        (tmp_path / "choices.yaml").write_text("sse:\n  50:\n    lr: 0.3\n")
+        node = OmegaConf.create(
+            {
+                "lr": f"${{losslab_chosen_lr:sse,50,{tmp_path}/choices.yaml}}",
+                "help": "${losslab_groups:}",
+            }
+        )
+        assert node.lr == 0.3
+        assert node.help == config._groups_help()
+        assert "  loss: cee, mae, sse" in node.help
+    finally:
+        cs.repo = repo
+        BaseContainer._resolvers.clear()
+        BaseContainer._resolvers.update(resolvers)

@@ -370,6 +370,10 @@ def test_ddp_train_batch_size_must_divide_among_ranks(tiny_mnist):
         ({"label_noise": math.nan}, "label_noise must be a probability in [0, 1)"),
         ({"noise_seed": -1}, "noise_seed must be an integer in [0, 2**63), got -1"),
         ({"noise_seed": 1.5}, "noise_seed must be an integer in [0, 2**63), got 1.5"),
+        (
+            {"noise_seed": 2**63},
+            "noise_seed must be an integer in [0, 2**63), got 9223372036854775808",
+        ),
         ({"eval_splits": []}, "eval_splits must be a non-empty list of splits among ['train', "),
         ({"eval_splits": "val"}, "eval_splits must be a non-empty list of splits among ['train', "),
         ({"eval_splits": ["dev"]}, "eval_splits must be a non-empty list of splits among ['tr"),
@@ -381,6 +385,50 @@ def test_constructor_errors_name_the_argument_first(arguments, message, tmp_path
     group (``data.batch_size must be ...``)."""
     with pytest.raises(ValueError, match=f"^{re.escape(message)}"):
         MNISTDataModule(tmp_path, **arguments)
+
+
+def test_the_largest_allowed_values_are_accepted(tmp_path):
+    """Each range's edge: every training image left after the validation split, the largest
+    noise seed; the constructor takes them as given."""
+    dm = MNISTDataModule(tmp_path, val_size=59999, train_size=1, noise_seed=2**63 - 1)
+    assert (dm.val_size, dm.train_size, dm.noise_seed) == (59999, 1, 2**63 - 1)
+    assert MNISTDataModule(tmp_path, val_size=5000, train_size=55000).train_size == 55000
+
+
+def test_the_defaults_are_the_data_configs_and_every_argument_is_a_hyperparameter(tmp_path):
+    """Built in plain torch code, MNISTDataModule() has the defaults of losslab's data schema
+    (steps_per_call: the trainer's), and saves each argument it was given as a
+    hyperparameter (what a checkpoint's datamodule_hyper_parameters hold)."""
+    import dataclasses
+    import inspect
+
+    from losslab.config import DataConfig
+
+    defaults = {
+        name: p.default for name, p in inspect.signature(MNISTDataModule).parameters.items()
+    }
+    schema = {f.name: f.default for f in dataclasses.fields(DataConfig) if f.name != "_target_"}
+    schema["eval_splits"] = ("train", "val", "test")
+    assert defaults == {**schema, "steps_per_call": 1}
+    given = {
+        "data_dir": str(tmp_path),
+        "batch_size": 7,
+        "val_size": 11,
+        "train_size": 13,
+        "label_noise": 0.25,
+        "noise_seed": 17,
+        "download": False,
+        "normalize": False,
+        "seed": 19,
+        "eval_batch_size": 23,
+        "drop_last": True,
+        "replacement": True,
+        "steps_per_call": 3,
+        "eval_splits": ["test", "val"],
+    }
+    dm = MNISTDataModule(**given)
+    assert dict(dm.hparams) == {**given, "eval_splits": ["val", "test"]}
+    assert dm.eval_splits == ("val", "test")
 
 
 @pytest.mark.parametrize(

@@ -162,6 +162,11 @@ def test_the_curves_figure_is_a_batch_size_by_loss_grid_of_twin_axis_panels(draw
     assert legend(cee) == ["train acc", "test acc", "test loss"]
     solid = {line.get_label(): line for line in cee.lines}
     assert list(solid["test acc"].get_ydata()) == [0.4, 0.7]
+    assert list(solid["test acc"].get_xdata()) == [0, 1]  # epochs
+    (band,) = cee.collections  # the test accuracy's band, from (epoch, low, high)
+    vertices = band.get_paths()[0].vertices
+    assert (vertices[:, 0].min(), vertices[:, 0].max()) == (0, 1)
+    assert (vertices[:, 1].min(), vertices[:, 1].max()) == (0.3, 0.8)
     assert (solid["test acc"].get_linestyle(), solid["test acc"].get_marker()) == ("-", ".")
     assert to_hex(solid["test acc"].get_color()) == to_hex("tab:orange")
     assert to_hex(solid["train acc"].get_color()) == to_hex("tab:blue")
@@ -183,6 +188,14 @@ def test_panels_without_distinct_cells_fill_rows_of_three(drawn, tmp_path):
     assert len(visible) == 4
     (line,) = visible[0].lines
     assert line.get_marker() == "None"  # 31 epochs: no dots over the curve
+    assert legend(visible[0]) == ["val acc"]  # accuracy curves alone still get a legend
+    thirty = [(e, 0.5) for e in range(29)] + [(29, float("inf"))]
+    figures.plot_curves(
+        [("r", {"acc/val": thirty}, None, row(None, "cee"))], "", tmp_path / "t.png"
+    )
+    (line,) = next(ax for ax in drawn[-1].axes if ax.get_ylabel() == "accuracy (solid)").lines
+    assert line.get_marker() == "."  # 30 epochs still get their dots
+    assert str(line.get_ydata()[-1]) == "nan"  # an infinite value is not drawn
     assert to_hex(line.get_color()) == to_hex("tab:green")
     figures.plot_curves(panels[:1], "one run", tmp_path / "one.png")
     assert drawn[1].get_suptitle() == ""  # one panel: its title says it all

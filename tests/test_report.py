@@ -188,6 +188,13 @@ def test_runs_that_differ_only_in_seed_are_aggregated(tmp_path):
     assert "n=3)" in shown
     # the figure: one panel per group (mean with a band), not one per run (6 runs)
     assert png_size(tmp_path / "out" / "curves.png") == (1560, 380)  # 3 groups: 3 x 5.2 in
+    # the whole summary, as a user reads it (regenerate the expected file by hand when the
+    # report's layout changes on purpose)
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert summary.split("\n", 1) == [
+        f"# losslab report: {tmp_path}",
+        (Path(__file__).parent / "expected" / "report_summary.md").read_text(),
+    ]
 
 
 # -- a real 2 x 2 sweep -------------------------------------------------------------------------
@@ -352,6 +359,16 @@ def test_diverged_incomplete_and_failed_runs_come_last_whatever_their_accuracy(
     assert rows[3]["error"] == "data.batch_size=0 is out of range"
     table = read_csv(tmp_path / "out" / "summary.csv")
     assert table[1]["test_acc"] == "nan"
+    summary = (tmp_path / "out" / "summary.md").read_text().splitlines()
+    assert summary[2:6] == [
+        "4 run(s); Ranked by final **test** accuracy because these runs hold no validation "
+        "split (`data.val_size=0`): **this ranking is not a fair selection** (choosing on the "
+        "test set overstates what the choice will do on new data). Hold out a validation split "
+        "(`data.val_size=10000`) to choose.",
+        "",
+        "**1 run(s) failed**: see `error.txt` in their folders.",
+        "",
+    ]
     # one panel per run, three a row: 2 rows of 3 columns
     assert png_size(tmp_path / "out" / "curves.png") == (1560, 760)
 

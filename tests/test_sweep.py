@@ -6,10 +6,12 @@ folder (single run, sweep, DDP); the submitit launcher."""
 from __future__ import annotations
 
 import csv
+import json
 import pickle
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import job_folders, ok, train, train_process, tree_digest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
@@ -149,6 +151,40 @@ def test_a_job_started_with_another_config_and_nothing_to_resume_is_started_over
     res = ok(train("-m", "loss=sse,cee", *TINY, "hydra.sweep.dir=sw", cwd=tmp_path))
     assert (job / "result.json").is_file(), res.stdout + res.stderr
     assert "lr: 0.1" in (job / ".hydra" / "resolved.yaml").read_text()
+
+
+def test_jobs_run_one_batch_at_a_time_failures_are_recorded_and_a_rerun_restarts_or_resumes(
+    tiny_mnist, tmp_path
+):
+    """On the tiny MNIST (2 batches an epoch), one job per launch (max_batch_size=1): job
+    crash.epoch=0 crashes before any checkpoint, crash.epoch=1 after epoch 1's. Each failure is
+    written into its folder and named; Hydra numbers the jobs 0 and 1 across the launches. Run
+    again without the crash: the first is started over, the second resumed from epoch 1."""
+    args = ["-m", *CRASH, "+callbacks.crash.epoch=0,1", f"data.data_dir={tiny_mnist['root']}",
+            "data.download=false", "data.batch_size=25", "trainer.max_epochs=2",
+            "hydra.sweeper.max_batch_size=1", "hydra.sweep.dir=sw", "~hydra.callbacks.report"]  # fmt: skip
+    res = train(*args, cwd=tmp_path, env={"LOSSLAB_TEST_CRASH": "1"})
+    assert res.returncode == 1, res.stderr[-2000:]
+    sw, jobs = tmp_path / "sw", ["+callbacks.crash.epoch=0", "+callbacks.crash.epoch=1"]
+    for epoch, job in enumerate(jobs):
+        message = f"RuntimeError: simulated crash after epoch {epoch}"
+        assert f"losslab-train: job {job} failed: {message}" in res.stderr
+        assert (sw / job / "error.txt").read_text().splitlines()[0] == message
+        hydra = OmegaConf.load(sw / job / ".hydra" / "hydra.yaml").hydra
+        assert (hydra.job.num, Path(hydra.runtime.output_dir).name) == (epoch, job)
+    assert res.stderr.count("Traceback") == 2  # a crash shows where
+    assert not (sw / jobs[0] / "checkpoints").exists()
+    assert (sw / jobs[1] / "checkpoints" / "last.ckpt").exists()
+    assert (sw / "multirun.yaml").is_file()
+
+    again = ok(train(*args, cwd=tmp_path))
+    assert "failed" not in again.stderr
+    for job in jobs:
+        assert not (sw / job / "error.txt").exists()
+        assert json.loads((sw / job / "result.json").read_text())["epochs"] == 2
+    assert not (sw / jobs[0] / ".hydra" / "resumes.yaml").exists()  # started over
+    (resumed,) = yaml.safe_load((sw / jobs[1] / ".hydra" / "resumes.yaml").read_text())
+    assert "ckpt_path=last" in resumed["overrides"]
 
 
 @pytest.mark.slow

@@ -452,6 +452,20 @@ def test_the_noise_verdict_compares_last_epoch_and_early_stopped_accuracy(tmp_pa
     assert "### test accuracy at the epoch the noisy validation accuracy picks" in text
     assert (tmp_path / "noise.png").stat().st_size > 10_000
     assert not (tmp_path / "reliability.png").exists()
+    # the whole verdict as a user reads it (cells worked out as in the study's, above)
+    first, rest = text.split("\n", 1)
+    assert first == f"# losslab study: the verdict ({tmp_path}): {NOISE.title}"
+    assert rest == (EXPECTED / "noise_verdict.md").read_text()
+    with (tmp_path / "verdict.csv").open() as f:
+        assert next(csv.reader(f)) == [
+            "metric", "label_noise", "first", "second", "seeds", "diff", "sd", "ci_low",
+            "ci_high", "p", "p_holm", "p_tost", "p_tost_holm", "word", "detectable",
+            "seeds_to_decide", "lr_ratio", "near_tie",
+        ]  # fmt: skip
+    with (tmp_path / "losses.csv").open() as f:
+        losses = list(csv.DictReader(f))
+    assert [(r["loss"], r["n"]) for r in losses] == [("cee", "3"), ("sse", "3"), ("mae", "3")]
+    assert float(losses[0]["test_acc_mean"]) == pytest.approx(np.mean(f32(last["cee"])))
 
 
 # -- losslab-study's settings: one line, status 2, nothing written ------------------------------

@@ -278,7 +278,7 @@ is how many seeds would decide an inconclusive comparison if the observed differ
 held. "(lr near-tie)": for one of the two losses another lr did as well within the seeds' noise
 (the smallest of such tied lrs is the one chosen, `tune/choices.md`).
 
-{chr(10).join(sections)}
+{(chr(10) * 2).join(sections)}
 
 ![figure]({figure})
 """

@@ -1,0 +1,115 @@
+"""build.build: from a checked config to the run's objects, in this process (no training): the
+Trainer's loggers, callbacks and settings, the HPARAMS row, init_from's weights, the data check."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import REPO_ROOT, compose_train
+from hydra import initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from lightning.pytorch.callbacks import RichProgressBar
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from losslab.build import build
+from losslab.callbacks import EpochCheckpoint, EpochLog, TensorBoardSummary
+from losslab.errors import UsageError
+from losslab.models import ACTIVATIONS
+
+
+def built(tmp_path, overrides, ckpt_path=None, swept=None, replay=False):
+    """``build`` on the config losslab-train composes from ``overrides`` (the tiny MNIST)."""
+    cfg = compose_train(
+        [f"data.data_dir={tmp_path}", "data.download=false", *overrides],
+        output_dir=str(tmp_path / "run"),
+    )
+    choices = dict(HydraConfig.get().runtime.choices)
+    with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
+        return cfg, build(cfg, choices, ckpt_path, swept or {}, replay)
+
+
+def test_the_trainer_gets_the_configs_loggers_callbacks_and_settings(tiny_mnist, tmp_path):
+    _, (dm, module, trainer, hparams) = built(
+        tiny_mnist["root"], ["loss=sse", "optimizer.lr=0.3", "trainer.max_epochs=3"],
+        swept={"loss": ["sse", "cee"]},
+    )  # fmt: skip
+    assert (dm.batch_size, module.hparams.optimizer["lr"]) == (100, 0.3)
+    assert (trainer.max_epochs, trainer.num_sanity_val_steps) == (3, float("inf"))  # -1: all
+    assert [type(x) for x in trainer.loggers] == [TensorBoardLogger]
+    assert trainer.loggers[0].log_dir.rstrip("/") == str(tiny_mnist["root"] / "run")
+    kinds = [type(c) for c in trainer.callbacks]
+    for kind in (EpochCheckpoint, TensorBoardSummary, EpochLog):
+        assert kinds.count(kind) == 1, kinds
+    assert RichProgressBar not in kinds  # the tests' stdout is no terminal
+    assert trainer.checkpoint_callback is not None
+    assert not trainer.progress_bar_callback
+    log = next(c for c in trainer.callbacks if isinstance(c, EpochLog))
+    assert log.console  # no progress bar: each epoch's line is printed
+    summary = next(c for c in trainer.callbacks if isinstance(c, TensorBoardSummary))
+    assert summary.hparams is hparams
+    assert summary.replay is False
+    assert (hparams["loss"], hparams["lr"], hparams["batch_size"]) == ("sse", 0.3, 100)
+    assert summary.differs == ["loss"]
+    assert summary.domains["loss"] == sorted(
+        p.stem for p in (REPO_ROOT / "conf/loss").glob("*.yaml")
+    )
+    assert summary.domains["activation"] == sorted(ACTIVATIONS)
+
+
+def test_a_resume_skips_the_sanity_pass_and_no_group_switches_logging_and_checkpoints_off(
+    tiny_mnist, tmp_path
+):
+    _, (_, _, trainer, _) = built(tiny_mnist["root"], [], ckpt_path="last", replay=True)
+    assert trainer.num_sanity_val_steps == 0
+    summary = next(c for c in trainer.callbacks if isinstance(c, TensorBoardSummary))
+    assert summary.replay is True
+    _, (_, _, trainer, _) = built(tiny_mnist["root"], ["logger=csv", "~callbacks"])
+    assert [type(x) for x in trainer.loggers] == [CSVLogger]
+    assert trainer.checkpoint_callback is None
+    assert sorted(type(c).__name__ for c in trainer.callbacks if type(c).__module__.startswith(
+        "losslab")) == ["EpochLog", "TensorBoardSummary"]  # fmt: skip
+    _, (_, _, trainer, _) = built(tiny_mnist["root"], ["~logger"])
+    assert trainer.loggers == []
+
+
+def test_a_tty_gets_the_progress_bar_and_no_epoch_lines(tiny_mnist, monkeypatch):
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True)
+    _, (_, _, trainer, _) = built(tiny_mnist["root"], [])
+    assert isinstance(trainer.progress_bar_callback, RichProgressBar)
+    assert not next(c for c in trainer.callbacks if isinstance(c, EpochLog)).console
+    _, (_, _, trainer, _) = built(tiny_mnist["root"], ["trainer.enable_progress_bar=false"])
+    assert trainer.progress_bar_callback is None
+
+
+def test_init_from_loads_the_weights_of_a_checkpoint_and_only_them(tiny_mnist, tmp_path):
+    _, (_, source, _, _) = built(tiny_mnist["root"], ["seed=5"])
+    with torch.no_grad():
+        for p in source.parameters():
+            p.fill_(0.25)
+    ckpt = tmp_path / "w.ckpt"
+    torch.save({"state_dict": source.state_dict()}, ckpt)
+    _, (_, module, _, _) = built(tiny_mnist["root"], [f"+init_from={ckpt}"])
+    assert all(torch.equal(p, torch.full_like(p, 0.25)) for p in module.parameters())
+    _, (_, fresh, _, _) = built(tiny_mnist["root"], [])
+    assert not any(torch.equal(p, torch.full_like(p, 0.25)) for p in fresh.parameters())
+
+
+def test_init_from_names_the_first_misfit_and_counts_the_rest(tiny_mnist, tmp_path):
+    _, (_, source, _, _) = built(tiny_mnist["root"], ["model.hidden=[50]"])
+    ckpt = tmp_path / "w.ckpt"
+    torch.save({"state_dict": source.state_dict()}, ckpt)
+    with pytest.raises(UsageError) as info:
+        built(tiny_mnist["root"], [f"+init_from={ckpt}"])
+    assert str(info.value) == (
+        f"init_from={ckpt}: its weights do not fit this run's model (net.layers.1.weight is "
+        "[50, 784] there, [100, 784] here, and 2 more); init_from needs the model.* settings of "
+        "the run that wrote it"
+    )
+
+
+def test_missing_files_without_download_stop_the_build_in_one_line(tmp_path):
+    with pytest.raises(UsageError) as info:
+        built(tmp_path, [])
+    message = str(info.value)
+    assert "\n" not in message, message
+    assert "train-images-idx3-ubyte" in message, message
