@@ -367,8 +367,9 @@ _TEST_FILES_OF = {
     "models": ("module",),
     "evaluate": ("eval",),
     "build": ("config", "resume"),
+    "train": ("tiny_run",),
     "rules": ("config",),
-    "start": ("resume", "train"),
+    "start": ("tiny_run", "resume"),
     "overrides": ("cli",),
     "choices": ("verdict",),
     "protocol": ("verdict", "study"),
@@ -378,15 +379,27 @@ _TEST_FILES_OF = {
 }
 
 
+def _targets(item: pytest.Item) -> tuple[str, ...] | None:
+    marker = item.get_closest_marker("mutation_targets")
+    return None if marker is None else marker.args
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under ``make mutate`` mutmut runs one session per mutant and stops at its first failing
     test, so the order decides the cost of a killed mutant: the mutated module's own test file
-    first, then the fastest tests (their times from mutmut's first pass). Nothing a test
-    asserts changes; plain ``pytest`` keeps its order."""
+    first, then the fastest tests (their times from mutmut's first pass). A test marked
+    ``mutation_targets(module, ...)`` runs only for the mutants of those modules: it trains a
+    tiny run to test the orchestration (train, start, sweep, ...), and the library modules its
+    training passes through have fast tests of their own. Nothing a test asserts changes; plain
+    ``pytest`` keeps its order and every test."""
     mutant = os.environ.get("MUTANT_UNDER_TEST", "")
     if "__mutmut_" not in mutant:
         return
     stem = mutant.split(".x", 1)[0].rpartition(".")[2]
+    kept = [i for i in items if _targets(i) is None or stem in _targets(i)]
+    if len(kept) < len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+        items[:] = kept
     own = {f"test_{name}.py" for name in (stem, *_TEST_FILES_OF.get(stem, ()))}
     stats = Path.cwd() / "mutmut-stats.json"
     seconds = json.loads(stats.read_text())["duration_by_test"] if stats.is_file() else {}

@@ -10,6 +10,7 @@ from hydra import initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import RichProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from omegaconf import OmegaConf
 
 from losslab.build import build
 from losslab.callbacks import EpochCheckpoint, EpochLog, TensorBoardSummary
@@ -113,3 +114,37 @@ def test_missing_files_without_download_stop_the_build_in_one_line(tmp_path):
     message = str(info.value)
     assert "\n" not in message, message
     assert "train-images-idx3-ubyte" in message, message
+
+
+def test_parts_save_each_parts_plain_config_as_the_modules_hyperparameters(tmp_path):
+    """What a checkpoint rebuilds the module from: the plain configs of net, loss, optimizer
+    and scheduler, with the loss's input and the scheduler's interval taken out as the
+    Classifier's own arguments."""
+    from losslab.build import parts
+
+    cfg = compose_train(["loss=sse", "loss.input=probabilities", "loss.from_logits=false", "scheduler=step",
+                         "scheduler.interval=step", "optimizer.lr=0.2", "trainer.steps_per_call=4",
+                         "model.hidden=[7]"], output_dir=str(tmp_path))  # fmt: skip
+    dm, module = parts(cfg)
+    assert dict(module.hparams) == {
+        "net": {**OmegaConf.to_container(cfg.model), "hidden": [7]},
+        "loss": {"_target_": "losslab.losses.SSELoss", "from_logits": False},
+        "optimizer": OmegaConf.to_container(cfg.optimizer),
+        "scheduler": {
+            "_target_": "torch.optim.lr_scheduler.StepLR",
+            "_partial_": True,
+            "step_size": 2,
+            "gamma": 0.5,
+        },
+        "scheduler_interval": "step",
+        "loss_input": "probabilities",
+        "steps_per_call": 4,
+    }
+    assert module.hparams.optimizer["lr"] == 0.2
+    assert (module.scheduler_interval, module.wants_probabilities) == ("step", True)
+    assert not module.automatic_optimization  # 4 steps a call: losslab steps the optimizer
+    assert dm.steps_per_call == 4
+    plain = compose_train(["scheduler=none"], output_dir=str(tmp_path))
+    _, module = parts(plain)
+    assert (module.hparams.scheduler, module.hparams.scheduler_interval) == (None, "epoch")
+    assert module.hparams.loss_input == "auto"

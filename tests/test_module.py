@@ -412,3 +412,18 @@ def test_init_from_loads_weights_that_fit_and_names_the_first_misfit_and_the_cou
         _load_weights(Classifier({**NET, "hidden": [5, 5]}, LOSS, SGD), str(saved([5], "s.ckpt")))
     with pytest.raises(UsageError, match=r"init_from=.*nope\.ckpt: no such checkpoint file"):
         _load_weights(fresh, str(tmp_path / "nope.ckpt"))
+
+
+def test_a_classifier_of_plain_objects_steps_once_per_batch_on_logits_per_epoch():
+    """The defaults a plain-torch user gets: the loss fed logits (a loss without a
+    ``from_logits`` attribute too), Lightning's own optimisation (one step a batch), the
+    scheduler stepped per epoch; no hyperparameters saved for objects that are not configs."""
+    module = classifier()
+    assert (module.scheduler_interval, module.wants_probabilities) == ("epoch", False)
+    assert module.automatic_optimization
+    assert classifier(loss=nn.MSELoss()).wants_probabilities is False
+    assert classifier(loss=SSELoss(from_logits=False)).wants_probabilities is True
+    assert dict(module.hparams) == {}
+    assert classifier(scheduler_interval="step").scheduler_interval == "step"
+    with pytest.raises(ValueError, match=r"^scheduler_interval must be 'epoch' or 'step', got 'x'"):
+        classifier(scheduler_interval="x")

@@ -153,6 +153,7 @@ def test_a_job_started_with_another_config_and_nothing_to_resume_is_started_over
     assert "lr: 0.1" in (job / ".hydra" / "resolved.yaml").read_text()
 
 
+@pytest.mark.mutation_targets("sweep", "rundir", "start", "train")
 def test_jobs_run_one_batch_at_a_time_failures_are_recorded_and_a_rerun_restarts_or_resumes(
     tiny_mnist, tmp_path
 ):

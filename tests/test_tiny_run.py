@@ -15,6 +15,10 @@ import pytest
 import yaml
 from conftest import ok, train, tree_digest
 
+# make mutate runs these for the mutants of the modules they test (their training passes through
+# the library, whose modules have tests of their own)
+pytestmark = pytest.mark.mutation_targets("train", "start", "build", "rundir", "callbacks")
+
 TINY_RUN = ["data.download=false", "data.batch_size=20", "data.val_size=10",
             "data.eval_batch_size=25", "trainer.max_epochs=2", "~hydra.callbacks.report"]  # fmt: skip
 
