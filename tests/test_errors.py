@@ -138,3 +138,25 @@ def test_run_hydra_turns_a_user_error_into_exit_2_and_keeps_a_crash(capsys, monk
     with pytest.raises(UsageError):
         run_hydra("losslab-train", user_error)
     assert os.environ["HYDRA_FULL_ERROR"] == "1"
+
+
+def test_omegaconf_and_hydra_errors_raised_outside_composition_are_one_line_too():
+    from dataclasses import dataclass
+
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import ValidationError
+
+    @dataclass
+    class Node:
+        a: int = 1
+
+    node = OmegaConf.structured(Node)
+    with pytest.raises(ValidationError) as raised:
+        node.a = "x"
+    assert one_line(raised.value) == "a: Value 'x' of type 'str' could not be converted to Integer"
+    assert one_line(ValidationError("first  part\n  second")) == "first part"
+    hydra = HydraException(
+        "a  bad\tthing\nSet the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace."
+    )
+    assert one_line(hydra) == "a bad thing"

@@ -174,6 +174,9 @@ def test_jobs_run_one_batch_at_a_time_failures_are_recorded_and_a_rerun_restarts
         hydra = OmegaConf.load(sw / job / ".hydra" / "hydra.yaml").hydra
         assert (hydra.job.num, Path(hydra.runtime.output_dir).name) == (epoch, job)
     assert res.stderr.count("Traceback") == 2  # a crash shows where
+    assert res.stderr.endswith(
+        f"losslab-train: error: 2 job(s) of the sweep failed: {', '.join(jobs)}\n"
+    )
     assert not (sw / jobs[0] / "checkpoints").exists()
     assert (sw / jobs[1] / "checkpoints" / "last.ckpt").exists()
     assert (sw / "multirun.yaml").is_file()
