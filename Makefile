@@ -52,8 +52,12 @@ check-losses: $(STAMP)
 screenshot: $(STAMP)
 	$(PY) scripts/screenshot.py $(ARGS)
 
+# mutmut runs the tests in mutants/, one folder down: the real MNIST is named absolutely, and
+# must be there (the tests that read it would skip, and their mutants survive)
 mutate: $(STAMP)
 	$(PY) -m pip install -q "mutmut>=3.8,<4"
+	export LOSSLAB_DATA_DIR="$${LOSSLAB_DATA_DIR:-$(CURDIR)/../shared/data}"; \
+	test -d "$$LOSSLAB_DATA_DIR/MNIST/raw" || { echo "make mutate: no $$LOSSLAB_DATA_DIR/MNIST/raw: set LOSSLAB_DATA_DIR" >&2; exit 2; }; \
 	$(VENV)/bin/mutmut run --max-children 2 $(ARGS); $(VENV)/bin/mutmut results | tail -n 40
 	$(PY) scripts/mutation_score.py
 
