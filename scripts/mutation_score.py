@@ -4,7 +4,8 @@ the surviving mutants, each with its changed line and why it survives.
     python scripts/mutation_score.py                        # the scores
     python scripts/mutation_score.py --survivors FILE.md    # and every survivor, into FILE.md
 
-Score: killed / (killed + survived); mutants no test reaches ("no tests") are listed apart.
+Score: killed / (killed + survived); timeouts and the mutants no test reaches ("no tests") are
+listed apart.
 The reason of a survivor is a first sort by what its changed line touches (the device, the
 processes of DDP, a figure's styling, a message's wording, ...), written by rules below: read
 the line itself before you trust it.
@@ -80,14 +81,17 @@ def main() -> int:
         (name.split(".x", 1)[0], state) for name, state in status.items()
     )
     files = sorted({f for f, _ in counts})
-    print(f"{'module':<24} {'killed':>7} {'survived':>9} {'no tests':>9} {'score':>7}")
-    total_k = total_s = total_n = 0
+    print(
+        f"{'module':<24} {'killed':>7} {'survived':>9} {'timeout':>8} {'no tests':>9} {'score':>7}"
+    )
+    total_k = total_s = total_t = total_n = 0
     for f in files:
-        k, s, n = counts[(f, "killed")], counts[(f, "survived")], counts[(f, "no tests")]
-        total_k, total_s, total_n = total_k + k, total_s + s, total_n + n
-        print(f"{f:<24} {k:>7} {s:>9} {n:>9} {k / max(k + s, 1):>7.1%}")
+        k, s = counts[(f, "killed")], counts[(f, "survived")]
+        t, n = counts[(f, "timeout")], counts[(f, "no tests")]
+        total_k, total_s, total_t, total_n = total_k + k, total_s + s, total_t + t, total_n + n
+        print(f"{f:<24} {k:>7} {s:>9} {t:>8} {n:>9} {k / max(k + s, 1):>7.1%}")
     score = total_k / max(total_k + total_s, 1)
-    print(f"{'all':<24} {total_k:>7} {total_s:>9} {total_n:>9} {score:>7.1%}")
+    print(f"{'all':<24} {total_k:>7} {total_s:>9} {total_t:>8} {total_n:>9} {score:>7.1%}")
     if args.survivors:
         by_reason: dict[str, list[str]] = defaultdict(list)
         for name in sorted(n for n, state in status.items() if state == "survived"):
