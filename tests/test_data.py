@@ -404,12 +404,16 @@ def test_the_defaults_are_the_data_configs_and_every_argument_is_a_hyperparamete
 
     from losslab.config import DataConfig
 
+    splits = ("train", "val", "test")
+
     defaults = {
         name: p.default for name, p in inspect.signature(MNISTDataModule).parameters.items()
     }
     schema = {f.name: f.default for f in dataclasses.fields(DataConfig) if f.name != "_target_"}
-    schema["eval_splits"] = ("train", "val", "test")
+    schema["eval_splits"] = splits
     assert defaults == {**schema, "steps_per_call": 1}
+    built = MNISTDataModule()  # the defaults the constructor itself applies (what mutmut mutates)
+    assert dict(built.hparams) == {**schema, "eval_splits": list(splits), "steps_per_call": 1}
     given = {
         "data_dir": str(tmp_path),
         "batch_size": 7,
