@@ -396,10 +396,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if "__mutmut_" not in mutant:
         return
     stem = mutant.split(".x", 1)[0].rpartition(".")[2]
-    kept = [i for i in items if _targets(i) is None or stem in _targets(i)]
-    if len(kept) < len(items):
-        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
-        items[:] = kept
+    other = [i for i in items if stem not in (_targets(i) or (stem,))]
+    if other:
+        config.hook.pytest_deselected(items=other)
+        items[:] = [i for i in items if stem in (_targets(i) or (stem,))]
     own = {f"test_{name}.py" for name in (stem, *_TEST_FILES_OF.get(stem, ()))}
     stats = Path.cwd() / "mutmut-stats.json"
     seconds = json.loads(stats.read_text())["duration_by_test"] if stats.is_file() else {}

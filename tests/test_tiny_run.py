@@ -95,7 +95,7 @@ def test_a_resume_that_changes_what_the_run_is_is_refused_naming_the_key(tiny_ru
     assert tree_digest(cwd / "run") == before
 
 
-def test_a_checkpoint_file_starts_a_new_run_with_the_old_runs_config_and_curves(tiny_run):
+def test_a_checkpoint_file_starts_a_new_run_and_leaves_the_old_one_alone(tiny_run):
     cwd, args, _ = tiny_run
     ckpt = cwd / "run" / "checkpoints" / "epoch=2-step=4.ckpt"
     before = tree_digest(cwd / "run")
