@@ -913,7 +913,10 @@ def test_bad_types_are_named_in_the_message():
         TypeError, match=r"argument 'input' \(position 1\) must be Tensor, not list"
     ):
         cee_loss([[0.0, 1.0]], T)
-    with pytest.raises(ValueError, match=r"got a 0-dim tensor"):
+    with pytest.raises(
+        ValueError,
+        match=r"^input must have shape \(C,\), \(N, C\) or \(N, C, d1, \.\.\.\), got a 0-dim tensor$",
+    ):
         sse_loss(torch.tensor(1.0), T)
     with pytest.raises(
         TypeError, match=r"argument 'target' \(position 2\) must be Tensor, not list"
@@ -1293,3 +1296,38 @@ def test_sse_and_mae_with_zero_classes_follow_their_references(loss, reference, 
     assert _grad(actual, x, torch.ones_like(actual)).shape == (3, 0)
     with pytest.raises(IndexError, match=r"0 classes, so no class index is valid$"):
         loss(x, torch.zeros(3, dtype=torch.long))
+
+
+def test_a_single_class_of_huge_logits_gives_torchs_zero_loss():
+    """One class: log-softmax is 0 whatever the logit; unshifted, exp(1000) would overflow."""
+    x, t = torch.full((3, 1), 1000.0), torch.zeros(3, dtype=torch.long)
+    expected = F.cross_entropy(x, t)
+    assert expected.item() == 0.0
+    assert torch.equal(cee_loss(x, t), expected)
+
+
+def test_a_ruled_out_class_and_an_ignored_row_give_torchs_finite_loss():
+    """A logit of -inf (a class ruled out), on an ignored row's class 1 too: the ruled-out
+    class contributes nothing and the ignored row nothing, as in torch."""
+    x = torch.tensor([[2.0, -math.inf, 0.5], [0.1, -math.inf, 0.3], [1.0, 2.0, 3.0]])
+    t = torch.tensor([0, -100, 2])
+    expected = F.cross_entropy(x, t)
+    assert math.isfinite(expected.item())
+    torch.testing.assert_close(cee_loss(x, t), expected)
+
+
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.2])
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_an_ignored_row_of_minus_inf_logits_counts_nothing_as_in_torch(label_smoothing, reduction):
+    """An ignored row adds nothing, whatever its logits: -inf there (on the class the gather
+    reads for it, and with label smoothing on every class) is no NaN; a counted row's -inf on
+    its own class is inf, as in torch."""
+    x = torch.tensor([[2.0, -math.inf, 0.5], [-math.inf, -math.inf, 0.3], [1.0, 2.0, 3.0]])
+    t = torch.tensor([0, -100, 2])
+    for weight in (None, torch.tensor([1.0, 2.0, 0.5])):
+        expected = F.cross_entropy(
+            x, t, weight=weight, reduction=reduction, label_smoothing=label_smoothing
+        )
+        got = cee_loss(x, t, weight=weight, reduction=reduction, label_smoothing=label_smoothing)
+        assert not got.isnan().any()
+        torch.testing.assert_close(got, expected)

@@ -127,13 +127,13 @@ def cee_loss(
         target_weight = counted.to(x.dtype)
     else:
         target_weight = weight[safe] * counted
-    nll = nll * target_weight
+    nll = (nll * target_weight).masked_fill(~counted, 0.0)  # an ignored row's -inf is no NaN
     denominator = target_weight.sum()
     loss = _reduce(nll, reduction, denominator)
     if label_smoothing > 0.0:
         log_y = z - log_norm
         smooth = -(log_y * w).sum(dim) if weight is not None else -log_y.sum(dim)
-        smooth = smooth * counted
+        smooth = smooth.masked_fill(~counted, 0.0)
         loss = (1.0 - label_smoothing) * loss + (label_smoothing / num_classes) * _reduce(
             smooth, reduction, denominator
         )
