@@ -711,3 +711,131 @@ def test_a_failed_download_names_the_folder_and_leaves_no_empty_folders(tmp_path
         assert list((tmp_path / "kept").iterdir()) == []
     with pytest.raises(RuntimeError, match="no network"):  # nothing was missing: the error as is
         mnist.download(tmp_path / "kept", [])
+
+
+# -- what Lightning is told, loaders before setup, DDP shares, downloads -------------------------
+
+
+def test_the_data_module_hands_no_hyperparameters_to_the_loggers(tmp_path):
+    """losslab writes its own HPARAMS summary; Lightning's fit-start hook must log nothing of
+    the data module (its hyperparameters still go in checkpoints)."""
+    from lightning.pytorch.loggers.utilities import _log_hyperparams
+
+    logged = []
+    logger = SimpleNamespace(
+        log_hyperparams=logged.append, log_graph=lambda module: None, save=lambda: None
+    )
+    module = SimpleNamespace(_log_hyperparams=False)
+    dm = MNISTDataModule(tmp_path, batch_size=7)
+    _log_hyperparams(SimpleNamespace(loggers=[logger], lightning_module=module, datamodule=dm))
+    assert logged == []
+    assert dm.hparams["batch_size"] == 7
+
+
+def test_a_loader_before_setup_says_to_call_setup_and_an_empty_val_split_how_to_fill_it(
+    tiny_mnist,
+):
+    dm = MNISTDataModule(tiny_mnist["root"], download=False)
+    with pytest.raises(RuntimeError, match=r"^call setup\(\) before asking for a dataloader$"):
+        dm.train_dataloader()
+    dm.setup()
+    with pytest.raises(
+        ValueError, match=r"^split 'val' is empty: set data\.val_size > 0 to hold one out$"
+    ):
+        dm.eval_dataloader("val")
+
+
+@pytest.mark.parametrize(
+    ("train_size", "batch_size", "shares"),
+    [
+        (49, 8, [4] * 6),  # 49 % 8 = 1: one image cannot be split between 2 ranks: dropped
+        (50, 8, [4] * 6 + [1]),  # 50 % 8 = 2: one each
+        (48, 8, [4] * 6),
+    ],
+)
+def test_ddp_train_batches_are_shared_and_a_last_batch_smaller_than_the_ranks_is_dropped(
+    tiny_mnist, train_size, batch_size, shares
+):
+    dm = make_dm(tiny_mnist["root"], batch_size=batch_size, train_size=train_size)
+    for rank in (0, 1):
+        dm.trainer = SimpleNamespace(global_rank=rank, world_size=2)
+        assert [len(y) for _, y in dm.train_dataloader()] == shares
+
+
+def test_ddp_eval_batches_are_eval_batch_size_per_rank(tiny_mnist):
+    dm = make_dm(tiny_mnist["root"], eval_batch_size=16)
+    dm.trainer = SimpleNamespace(global_rank=1, world_size=2)
+    assert [len(y) for _, y in dm.eval_dataloader("train")] == [16, 9]  # of global 32, 18
+
+
+def test_a_training_loader_that_no_trainer_ran_has_consumed_nothing(tiny_mnist):
+    dm = make_dm(tiny_mnist["root"], batch_size=8)
+    loader = dm.train_dataloader()
+    assert loader.state_dict() == {"epoch": 0, "consumed": 0}
+    again = dm.train_dataloader()
+    again.load_state_dict(loader.state_dict())
+    assert len(list(again)) == 7
+
+
+class Offline:
+    """torchvision's MNIST on a machine without internet: the download fails."""
+
+    def __init__(self, root: str, train: bool, download: bool) -> None:
+        assert download is True
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz: no network")
+
+
+@pytest.mark.parametrize("step", ["prepare_data", "setup"])
+def test_a_failed_download_at_either_step_says_mnist_was_not_found_and_why(
+    tmp_path, monkeypatch, step
+):
+    from losslab import mnist
+
+    monkeypatch.setattr(mnist, "MNIST", Offline)
+    dm = MNISTDataModule(tmp_path / "data", download=True)
+    with pytest.raises(FileNotFoundError) as info:
+        getattr(dm, step)()
+    assert str(info.value).startswith(
+        f"MNIST not found in {tmp_path / 'data' / 'MNIST' / 'raw'} (download failed: Error "
+        f"downloading train-images-idx3-ubyte.gz: no network)."
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sizes_that_do_not_fit_the_files_name_both_keys_and_the_count(tiny_mnist):
+    dm = MNISTDataModule(tiny_mnist["root"], download=False, train_size=46, val_size=5)
+    message = (
+        f"data.train_size=46 and data.val_size=5 do not fit the 50 training images in "
+        f"{tiny_mnist['raw']}: need val_size < 50 and train_size <= 50 - val_size"
+    )
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        dm.setup()
+
+
+@pytest.mark.parametrize(
+    ("train_size", "counts"), [(50, [5] * 10), (25, [3] * 5 + [2] * 5), (40, [4] * 10)]
+)
+def test_a_subset_is_as_balanced_as_its_size_allows_up_to_every_image(
+    tiny_mnist, train_size, counts
+):
+    """5 images per class: 50 takes them all; 25 gives the extra image to classes 0 to 4."""
+    dm = make_dm(tiny_mnist["root"], train_size=train_size)
+    x, y = collect(dm.eval_dataloader("train"))
+    assert torch.bincount(y, minlength=10).tolist() == counts
+    assert len(set(file_positions(x, tiny_mnist))) == train_size
+
+
+def test_a_subset_needing_more_of_a_class_than_there_are_names_the_class(tiny_mnist):
+    from conftest import write_idx
+
+    labels = (np.arange(50) % 9).astype(np.uint8)  # no image of class 9
+    write_idx(tiny_mnist["raw"] / "train-labels-idx1-ubyte", labels, 2049)
+    dm = MNISTDataModule(tiny_mnist["root"], download=False, train_size=10)
+    message = "data.train_size=10 needs 1 images of class 9, only 0 available"
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        dm.setup()
+
+
+def test_the_full_training_split_shares_the_images_read_once_per_process(tiny_mnist):
+    first, second = make_dm(tiny_mnist["root"]), make_dm(tiny_mnist["root"], seed=3)
+    assert first.splits["train"][0].data_ptr() == second.splits["train"][0].data_ptr()

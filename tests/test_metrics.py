@@ -339,3 +339,45 @@ def test_a_confidence_on_a_bin_edge_goes_to_the_bin_above_as_in_torchmetrics() -
         for n, a, c in zip(bins["count"], bins["accuracy"], bins["confidence"], strict=True)
     )
     assert gaps / len(target) == pytest.approx(ece.item(), abs=1e-6)
+
+
+def test_the_states_of_two_processes_add_up_to_the_whole_splits_metrics() -> None:
+    """What a DDP sync does: each process's sums added, each sample counted once."""
+    logits, y, true_y = hand_made()
+    whole, first, second = SplitMetrics(), SplitMetrics(), SplitMetrics()
+    whole.update(logits, y, F.cross_entropy(logits, y), true_y)
+    for metric, part in ((first, slice(0, 4)), (second, slice(4, 6))):
+        metric.update(logits[part], y[part], F.cross_entropy(logits[part], y[part]), true_y[part])
+    first.merge_state(second)
+    merged, expected = first.compute(), whole.compute()
+    assert merged.keys() == expected.keys()
+    for key, value in expected.items():
+        if key == "reliability":
+            for name, bins in value.items():
+                assert merged[key][name] == pytest.approx(bins), name
+        else:
+            assert merged[key].shape == ()
+            assert merged[key].item() == pytest.approx(value.item()), key
+
+
+def test_one_sample_with_its_true_label_measures_true_accuracy() -> None:
+    logits, y, true_y = hand_made()
+    metric = SplitMetrics()
+    metric.update(logits[1:2], y[1:2], F.cross_entropy(logits[1:2], y[1:2]), true_y[1:2])
+    out = metric.compute()
+    assert out["acc_true"].item() == 0.0  # predicted 1, truly 2
+    assert out["memorized"].item() == 1.0  # flipped to 1 and predicted as 1
+
+
+def test_final_metrics_of_a_run_that_measured_val_alone_have_no_test_entries() -> None:
+    """A study's tuning stage measures ``val`` only (``data.eval_splits=[val]``)."""
+    from losslab.metrics import final_metrics
+
+    history = [{"epoch": 0, "acc/val": 0.5, "loss/val": 2.0},
+               {"epoch": 1, "acc/val": 0.75, "loss/val": 1.0}]  # fmt: skip
+    assert final_metrics(history) == {
+        "hp/val_acc": 0.75,
+        "hp/gap_acc": pytest.approx(math.nan, nan_ok=True),
+        "hp/val_loss": 1.0,
+        "hp/best_val_acc": 0.75,
+    }

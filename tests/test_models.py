@@ -80,3 +80,10 @@ def test_each_bad_argument_is_named_with_what_is_allowed(arguments, message):
 def test_the_smallest_allowed_values_build():
     net = MLP(in_features=1, hidden=(1,), num_classes=2, init="normal", init_std=1e-9)
     assert net(torch.zeros(4, 1)).shape == (4, 2)
+
+
+def test_normal_init_defaults_to_std_0_01():
+    torch.manual_seed(0)
+    net = MLP(in_features=800, hidden=(400,), num_classes=200, init="normal")
+    for layer in (m for m in net.layers if isinstance(m, nn.Linear)):
+        assert layer.weight.std().item() == pytest.approx(0.01, rel=0.02)

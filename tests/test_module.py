@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import functools
 import math
+import re
+import time
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -222,7 +225,7 @@ def end_epoch(module: Classifier, outputs, broken: str | None) -> SimpleNamespac
 @pytest.mark.parametrize("broken", ["loss/train", "loss/val", "nll/test", "ece/val"])
 def test_any_non_finite_epoch_metric_marks_the_run_diverged_and_stops_it(broken, outputs):
     module = classifier()
-    with pytest.warns(UserWarning, match="diverged"):
+    with pytest.warns(UserWarning, match=r"diverged \(non-finite epoch metrics at epoch 3\)"):
         fake = end_epoch(module, outputs, broken)
     assert module.status == "diverged"
     assert fake.trainer.should_stop is True
@@ -427,3 +430,205 @@ def test_a_classifier_of_plain_objects_steps_once_per_batch_on_logits_per_epoch(
     assert classifier(scheduler_interval="step").scheduler_interval == "step"
     with pytest.raises(ValueError, match=r"^scheduler_interval must be 'epoch' or 'step', got 'x'"):
         classifier(scheduler_interval="x")
+
+
+# -- what Lightning is told, the epoch's bookkeeping, checkpoint state ---------------------------
+
+
+def test_neither_the_module_nor_the_data_module_hands_its_hyperparameters_to_the_loggers():
+    """losslab writes its own HPARAMS summary; Lightning's fit-start hook must log nothing."""
+    from lightning.pytorch.loggers.utilities import _log_hyperparams
+
+    logged = []
+    logger = SimpleNamespace(
+        log_hyperparams=logged.append, log_graph=lambda module: None, save=lambda: None
+    )
+    module = Classifier(NET, LOSS, SGD)
+    trainer = SimpleNamespace(loggers=[logger], lightning_module=module, datamodule=None)
+    _log_hyperparams(trainer)
+    assert logged == []
+
+
+def test_the_config_contradictions_are_refused_with_the_keys_and_values_to_set():
+    twice = (
+        "loss_input='probabilities' with loss.from_logits=True would apply the softmax twice: "
+        "set loss.from_logits=false, or loss.input=auto"
+    )
+    with pytest.raises(ValueError, match=f"^{re.escape(twice)}$"):
+        classifier(SSELoss(), loss_input="probabilities")
+    raw = (
+        "loss_input='logits' with CEELoss(from_logits=False) would take the log of raw outputs: "
+        "CEE needs loss.from_logits=true (logits in) or loss.input=auto (softmax in)"
+    )
+    with pytest.raises(ValueError, match=f"^{re.escape(raw)}$"):
+        classifier(CEELoss(from_logits=False), loss_input="logits")
+
+
+def test_an_evaluation_before_any_training_epoch_records_no_lr_and_an_unknown_epoch_time():
+    """``trainer.validate`` on a fresh module: no split was announced, no epoch was timed, no
+    learning rate was read; the epoch is recorded with just what is known."""
+    module = classifier()
+    fake = attach(module)
+    module.on_validation_epoch_end()
+    (entry,) = module.history
+    assert entry.keys() == {"epoch", "step", "time/epoch"}
+    assert (entry["epoch"], entry["step"]) == (1, 0)
+    assert math.isnan(entry["time/epoch"])
+    assert fake.logged[-1][0] == 1
+    assert module.status == "ok"
+
+
+def test_the_first_epoch_is_timed_and_given_the_lr_it_trained_with(outputs):
+    logits, y = outputs
+    module = classifier()
+    fake = attach(module)
+    started = time.perf_counter()
+    module.on_train_epoch_start()
+    fake.trainer.optimizers[0].param_groups[0]["lr"] = 0.05  # an epoch scheduler's step
+    module._splits = ["test"]
+    module.eval_metrics.update("test", logits, y, F.cross_entropy(logits, y))
+    module.on_validation_epoch_end()
+    elapsed = time.perf_counter() - started
+    entry = module.history[-1]
+    assert entry["epoch"] == 1
+    assert 0 <= entry["time/epoch"] <= elapsed
+    assert entry["lr"] == 0.1
+
+
+def test_only_the_accuracies_to_choose_by_go_to_the_progress_bar(outputs):
+    logits, y = outputs
+    module = classifier()
+    attach(module)
+    calls = []
+    module.log_dict = lambda values, **kwargs: calls.append((sorted(values), kwargs))
+    module._splits = ["train", "val", "test"]
+    for split in module._splits:
+        module.eval_metrics.update(split, logits, y, F.cross_entropy(logits, y))
+    module.on_validation_epoch_end()
+    shown, rest = calls
+    assert shown == (
+        ["acc/test", "acc/val"],
+        {"logger": False, "sync_dist": True, "prog_bar": True},
+    )
+    assert rest[1] == {"logger": False, "sync_dist": True}
+    expected = {f"{kind}/{split}" for kind in ("loss", "acc", "nll", "brier", "ece")
+                for split in ("train", "val", "test")} | {"gap/acc"}  # fmt: skip
+    assert set(rest[0]) == expected - {"acc/val", "acc/test"}
+
+
+def test_a_sanity_check_that_is_not_run_in_full_warns_how_to_log_epoch_0(outputs):
+    logits, y = outputs
+    module = classifier()
+    fake = attach(module)
+    fake.trainer.sanity_checking, fake.trainer.num_sanity_val_steps = True, 2
+    module._splits = ["test"]
+    module.eval_metrics.update("test", logits, y, F.cross_entropy(logits, y))
+    with pytest.warns(
+        UserWarning, match=r"^epoch 0 is not logged: set trainer\.num_sanity_val_steps=-1$"
+    ):
+        module.on_validation_epoch_end()
+    assert module.history == []
+    assert fake.logged == []
+
+
+def test_epoch_0_without_an_optimizer_records_no_lr(outputs):
+    logits, y = outputs
+    module = classifier()
+    fake = attach(module)
+    fake.trainer.sanity_checking, fake.trainer.optimizers = True, []
+    module._splits = ["test"]
+    module.eval_metrics.update("test", logits, y, F.cross_entropy(logits, y))
+    module.on_validation_epoch_end()
+    assert module.history[-1]["epoch"] == 0
+    assert "lr" not in module.history[-1]
+
+
+def test_a_run_diverges_once_and_warns_once():
+    module = classifier()
+    attach(module)
+    with pytest.warns(UserWarning, match="diverged"):
+        module._diverged("first")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        module._diverged("second")
+    assert module.status == "diverged"
+
+
+def splits_module(loaders) -> Classifier:
+    module = classifier()
+    module._trainer = SimpleNamespace(val_dataloaders=loaders)
+    return module
+
+
+@pytest.mark.parametrize("keys", [["train", "val", "test"], ["test"], ["val"], ["train", "test"]])
+def test_an_evaluation_of_any_splits_among_train_val_test_is_accepted(keys):
+    module = splits_module({k: object() for k in keys})
+    module.on_validation_epoch_start()
+    assert module._splits == keys
+
+
+@pytest.mark.parametrize(
+    ("loaders", "got"), [([object()], "list"), ({"dev": object()}, "dict"), (None, "NoneType")]
+)
+def test_evaluation_loaders_that_are_not_a_dict_of_splits_are_refused(loaders, got):
+    with pytest.raises(TypeError) as info:
+        splits_module(loaders).on_validation_epoch_start()
+    assert str(info.value) == (
+        "val_dataloader() must return a dict with keys among ('train', 'val', 'test'), one "
+        f"fixed-order loader per split to measure (MNISTDataModule does), got {got}"
+    )
+
+
+def test_a_single_evaluation_loader_is_measured_without_a_dataloader_index(outputs):
+    """Lightning passes no ``dataloader_idx`` when there is one loader."""
+    logits, y = outputs
+    module = classifier()
+    module._splits = ["test"]
+    module.validation_step((logits, y), 0)
+    values = module._compute("test")
+    assert values["acc/test"].item() == pytest.approx((logits.argmax(1) == y).float().mean().item())
+
+
+def test_max_steps_stops_the_epoch_at_that_step_and_a_non_positive_one_never(outputs):
+    module = classifier()
+    fake = attach(module)
+    fake.trainer.fit_loop = SimpleNamespace(
+        epoch_loop=SimpleNamespace(batch_progress=SimpleNamespace(is_last_batch=False))
+    )
+    for max_steps, step, stops in [(1, 1, True), (3, 2, False), (3, 3, True), (0, 5, False),
+                                   (-1, 5, False)]:  # fmt: skip
+        fake.trainer.max_steps, fake.trainer.global_step, fake.trainer.should_stop = (
+            max_steps,
+            step,
+            False,
+        )
+        module.on_train_batch_end({"loss": torch.tensor(1.0)}, None, 0)
+        assert fake.trainer.should_stop is stops, (max_steps, step)
+
+
+def test_history_and_a_diverged_status_survive_a_checkpoint_and_old_ones_load_as_ok():
+    module = classifier()
+    module.history, module.status = [{"epoch": 0, "acc/test": 0.1}], "diverged"
+    checkpoint: dict = {}
+    module.on_save_checkpoint(checkpoint)
+    loaded = classifier()
+    loaded.on_load_checkpoint(checkpoint)
+    assert (loaded.history, loaded.status) == ([{"epoch": 0, "acc/test": 0.1}], "diverged")
+    for old in ({}, {"losslab": {}}):  # written before losslab kept its own state
+        fresh = classifier()
+        fresh.on_load_checkpoint(old)
+        assert (fresh.history, fresh.status) == ([], "ok")
+
+
+def test_an_unloadable_checkpoint_error_gives_torchs_reason_on_one_line(tmp_path: Path):
+    garbage = tmp_path / "garbage.ckpt"
+    garbage.write_bytes(b"PK\x03\x04 not a zip\n" * 40)
+    try:
+        torch.load(garbage, map_location="cpu", weights_only=True)
+    except Exception as err:  # whatever torch says, as it says it
+        reason = " ".join(str(err).split())
+    with pytest.raises(UsageError) as info:
+        read_checkpoint(garbage, "ckpt_path")
+    assert (
+        str(info.value) == f"ckpt_path={garbage}: not a checkpoint torch can load ({reason[:200]})"
+    )
