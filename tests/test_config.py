@@ -313,14 +313,38 @@ def test_several_steps_per_call_refuse_what_only_lightnings_loop_does(settings, 
     from losslab.config import TrainerConfig
 
     with pytest.raises(UsageError) as refused:
-        TrainerConfig(steps_per_call=3, **settings)
+        TrainerConfig(steps_per_call=2, **settings)  # the fewest steps that are several
     key = named.split("=")[0]
     assert str(refused.value) == (
-        f"trainer.steps_per_call=3 cannot be combined with {named}: several optimizer steps per "
+        f"trainer.steps_per_call=2 cannot be combined with {named}: several optimizer steps per "
         f"call need one process, 32-bit precision, no gradient clipping, accumulation or "
         f"overfit_batches; set trainer.steps_per_call=1 to use {key}"
     )
     TrainerConfig(steps_per_call=1, **settings)  # one step per call: Lightning's loop does it
+
+
+@pytest.mark.parametrize(
+    ("choices", "says"),
+    [
+        (None, "optimizer.lr: no tuning choices at TUNE/choices.yaml: run the study's stage 1 "
+               "first"),
+        ("cee:\n  32:\n    lr: 0.3\n  64:\n    lr: 0.1\nsse:\n  100:\n    lr: 1.0\n",
+         "optimizer.lr: TUNE/choices.yaml holds no lr for loss=cee at 100 (it has: cee: [32, 64], "
+         "sse: [100])"),
+    ],
+)  # fmt: skip
+def test_a_final_stage_without_its_tuned_lr_is_refused_naming_what_the_choices_hold(
+    tmp_path, choices, says
+):
+    from omegaconf.errors import InterpolationResolutionError
+
+    tune = tmp_path / "tune"
+    tune.mkdir()
+    if choices is not None:
+        (tune / "choices.yaml").write_text(choices)
+    with pytest.raises(InterpolationResolutionError) as refused:  # OmegaConf wraps our UsageError
+        compose_train(["experiment=study_final", f"hydra.sweep.dir={tmp_path / 'final'}"])
+    assert says.replace("TUNE", str(tune)) in str(refused.value)
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,9 @@ as its config key, and ``run_hydra``'s exit status and ``HYDRA_FULL_ERROR`` hand
 
 from __future__ import annotations
 
+import io
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,8 @@ from losslab.errors import UsageError, exit_with, group_error, one_line, run_hyd
 CONF = Path(__file__).resolve().parents[1] / "conf"
 DATA_KEYS = ("data_dir, batch_size, val_size, train_size, label_noise, noise_seed, download, "
              "normalize, seed, eval_batch_size, drop_last, replacement, eval_splits")  # fmt: skip
+TOP_KEYS = ("data, model, loss, optimizer, scheduler, trainer, logger, callbacks, paths, seed, "
+            "threads, task_name, ckpt_path, init_from, study")  # fmt: skip
 
 
 def composing(*overrides: str, conf: Path = CONF, name: str = "train") -> BaseException:
@@ -33,6 +37,7 @@ def composing(*overrides: str, conf: Path = CONF, name: str = "train") -> BaseEx
     ("override", "line"),
     [
         ("data.batchsize=3", f"data.batchsize: no such key; allowed keys: {DATA_KEYS}"),
+        ("foo=1", f"foo: no such key; allowed keys: {TOP_KEYS}"),  # the schema's, not Hydra's node
         ("optimizer.foo=1", "optimizer.foo: no such key; allowed keys: lr, momentum, "
                             "weight_decay, nesterov"),
         ("logger.tensorboard.foo=1", "logger.tensorboard.foo: no such key; allowed keys: "
@@ -48,6 +53,7 @@ def composing(*overrides: str, conf: Path = CONF, name: str = "train") -> BaseEx
                                 "converted to Integer"),
         ("model.hidden=3", "model.hidden=3: Invalid value assigned: int is not a ListConfig, "
                            "list or tuple."),
+        ("~model.foo", "Could not delete from config. 'model.foo' does not exist."),
     ],
 )  # fmt: skip
 def test_each_composition_error_becomes_its_exact_line(override, line):
@@ -76,6 +82,55 @@ def test_a_yaml_error_of_our_own_reading_is_one_line_too():
     assert one_line(wrapped) == line
 
 
+def test_a_yaml_error_without_a_position_names_a_config_file_and_its_first_line():
+    import yaml
+
+    assert one_line(yaml.YAMLError("unexpected  end\nof the stream")) == (
+        "cannot read a config file: unexpected end (not valid YAML)"
+    )
+
+
+def test_a_key_under_a_plain_node_is_refused_with_the_nodes_keys_or_none(tmp_path):
+    (tmp_path / "plain.yaml").write_text("a: 1\nb:\n  c: 2\n")
+    assert one_line(composing("b.x=1", conf=tmp_path, name="plain")) == (
+        "b.x: no such key; allowed keys: c"
+    )
+    assert one_line(composing("a.b=1", conf=tmp_path, name="plain")) == "a.b: no such key"
+
+
+def test_a_composition_error_without_an_override_is_named_by_its_omegaconf_cause():
+    """Hydra wraps an OmegaConf error met outside an override in a bare
+    ConfigCompositionException: the key comes from the cause. A cause OmegaConf raised
+    unformatted (no ``msg``, no node) is read from its text, with no keys to list."""
+    from dataclasses import dataclass
+
+    from hydra.errors import ConfigCompositionException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import ConfigAttributeError
+
+    @dataclass
+    class Node:
+        _target_: str = "x"
+        a: int = 1
+
+    node = OmegaConf.structured(Node)
+    with pytest.raises(ConfigAttributeError) as raised:
+        node.b = 2
+    bare = ConfigCompositionException()
+    bare.__cause__ = raised.value
+    assert one_line(bare) == "b: no such key; allowed keys: a"
+    wrapped = ConfigCompositionException("Could not override 'b.x'.\nTo append use +b.x=1")
+    wrapped.__cause__ = ConfigAttributeError("Key 'x' is not in struct")
+    assert one_line(wrapped) == "b.x: no such key"
+
+
+def test_a_missing_config_outside_a_group_is_its_message_on_one_line():
+    from hydra.errors import MissingConfigException
+
+    err = MissingConfigException("Could not load 'nope'.\n\tsearch path", "nope", options=[])
+    assert one_line(err) == "Could not load 'nope'. search path"
+
+
 def test_ours_and_lightnings_errors_are_flattened_and_a_crash_is_none():
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
@@ -100,6 +155,10 @@ def test_a_constructor_error_is_named_as_its_config_key():
         "loss.input='probabilities' applies softmax twice"
     )
     assert str(group_error("loss", TypeError("123 bad"), ("input",))) == "loss: 123 bad"
+    t_max = ValueError("T_max must be >= 1, got 0")  # CosineAnnealingLR's key, upper-case first
+    assert str(group_error("scheduler", t_max, ("T_max", "eta_min"))) == (
+        "scheduler.T_max must be >= 1, got 0"
+    )
 
 
 def test_exit_with_prints_one_line_and_exits_with_the_status(capsys):
@@ -110,6 +169,15 @@ def test_exit_with_prints_one_line_and_exits_with_the_status(capsys):
     with pytest.raises(SystemExit) as stopped:
         exit_with("losslab-x", "interrupted", status=130)
     assert stopped.value.code == 130
+
+
+def test_exit_with_flushes_its_line_even_to_a_block_buffered_stderr(monkeypatch):
+    """The line is out before the exit, also where stderr is a file or pipe that buffers."""
+    raw = io.BytesIO()
+    monkeypatch.setattr(sys, "stderr", io.TextIOWrapper(raw, encoding="utf-8"))
+    with pytest.raises(SystemExit):
+        exit_with("losslab-x", "seed: bad")
+    assert raw.getvalue() == b"losslab-x: error: seed: bad\n"
 
 
 def test_run_hydra_turns_a_user_error_into_exit_2_and_keeps_a_crash(capsys, monkeypatch):
@@ -133,6 +201,13 @@ def test_run_hydra_turns_a_user_error_into_exit_2_and_keeps_a_crash(capsys, monk
     with pytest.raises(RuntimeError, match="a bug"):
         run_hydra("losslab-train", crash)
     assert run_hydra("losslab-train", lambda: 7) == 7
+
+    def unsets_it():  # an entry point may clear the variable itself
+        del os.environ["HYDRA_FULL_ERROR"]
+        return 8
+
+    assert run_hydra("losslab-train", unsets_it) == 8
+    assert "HYDRA_FULL_ERROR" not in os.environ
 
     monkeypatch.setenv("HYDRA_FULL_ERROR", "1")  # the user asks for the whole traceback
     with pytest.raises(UsageError):
@@ -158,5 +233,6 @@ def test_omegaconf_and_hydra_errors_raised_outside_composition_are_one_line_too(
     assert one_line(ValidationError("first  part\n  second")) == "first part"
     hydra = HydraException(
         "a  bad\tthing\nSet the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace."
+        "\nand the rest of its help"
     )
     assert one_line(hydra) == "a bad thing"
