@@ -37,6 +37,9 @@ def checked(*overrides: str) -> None:
         (["trainer=ddp", "trainer.devices=1", "trainer.num_nodes=2", "data.batch_size=33"],
          "data.batch_size=33 must be divisible by the 2 DDP processes (trainer.devices=1, "
          "trainer.num_nodes=2): each takes an equal share of every global batch"),
+        (["trainer=ddp", "trainer.devices=[0,1,2]", "data.batch_size=32"],
+         "data.batch_size=32 must be divisible by the 3 DDP processes (trainer.devices=[0, 1, 2], "
+         "trainer.num_nodes=1): each takes an equal share of every global batch"),
     ],
 )  # fmt: skip
 def test_each_rule_refuses_with_its_exact_line(overrides, line):

@@ -9,7 +9,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from losslab.config import GROUPS, REQUIRED_GROUPS, SCHEMAS, TrainConfig
 from losslab.errors import UsageError
@@ -33,7 +33,7 @@ def _unknown_keys(cfg: DictConfig) -> list[str]:
 def _world_size(trainer: DictConfig) -> int | None:
     """Processes of a DDP run, when the config says how many (None: decided at run time)."""
     devices = trainer.devices
-    count = len(devices) if isinstance(devices, list) else devices
+    count = len(devices) if isinstance(devices, list | ListConfig) else devices  # [0, 1]: 2
     if not str(trainer.strategy).startswith("ddp") or not isinstance(count, int) or count < 1:
         return None
     return count * trainer.num_nodes
