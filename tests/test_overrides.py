@@ -94,7 +94,10 @@ def test_a_new_sweep_in_the_same_folder_is_read_again(tmp_path, hydra_config):
     assert this_sweep() == {"loss": ["cee", "sse", "mae"]}
 
 
-@pytest.mark.parametrize("name", ["it's", "x\\'y", "ends\\", "loss=sse,data.data_dir=/a\\"])
+@pytest.mark.parametrize(
+    "name",
+    ["it's", "x\\'y", "ends\\", "loss=sse,data.data_dir=/a\\", "data_dir=C:\\d", "a\\\\'b\\\\"],
+)
 def test_a_sweep_job_name_is_quoted_so_hydra_reads_it_back_unchanged(name):
     from losslab.sweep import _quoted
 

@@ -32,6 +32,7 @@ import copy
 import io
 import itertools
 import logging
+import re
 import shutil
 import sys
 import traceback
@@ -113,7 +114,9 @@ class ComposedOnce:
 
 
 def _quoted(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    """``value`` as a Hydra quoted string: in one, a backslash escapes only a quote or the
+    backslashes before a quote or the end, so only those are doubled."""
+    return "'" + re.sub(r"(\\+)(?='|$)", r"\1\1", value).replace("'", "\\'") + "'"
 
 
 def _describe(diffs: dict[str, tuple[Any, Any]], limit: int = 3) -> str:
