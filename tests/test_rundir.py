@@ -324,3 +324,38 @@ def test_the_reliability_bins_and_the_error_file_round_trip(tmp_path):
     run.write_reliability(3, bins)
     assert run.reliability() == {"epoch": 3, "bins": bins}
     assert run.reliability_file.read_text().startswith('{\n "epoch": 3,\n "bins": {')
+
+
+# -- the files as written -------------------------------------------------------------------------
+
+
+def test_the_result_file_is_one_key_a_line_with_seconds_to_the_millisecond(tmp_path):
+    run = RunDir(tmp_path)
+    run.write_result("ok", 2, {"hp/test_acc": 0.5}, {"loss": "sse"}, 12.34567)
+    assert run.result_file.read_text() == (
+        '{\n "status": "ok",\n "epochs": 2,\n "seconds": 12.346,\n'
+        ' "metrics": {\n  "hp/test_acc": 0.5\n },\n "hparams": {\n  "loss": "sse"\n }\n}\n'
+    )
+
+
+def test_the_resolved_config_keeps_the_order_of_the_composed_one(tmp_path):
+    run = started(tmp_path)
+    assert list(yaml.safe_load(run.resolved_file.read_text())) == list(CONFIG)
+    assert run.resolved_file.read_text().startswith("data:\n  batch_size: 100\n  data_dir: /a\n")
+
+
+def test_writing_the_config_again_over_a_started_run_replaces_its_files(tmp_path):
+    run = started(tmp_path)
+    run.write_config("seed: 1\n", {"seed": 1}, "hydra: {}\n", ["seed=1"])
+    assert (run.config(), run.overrides(), run.choices()) == ({"seed": 1}, ["seed=1"], {})
+
+
+def test_an_error_file_alone_is_a_run(tmp_path):
+    run = RunDir(tmp_path)
+    run.write_error("RuntimeError: boom", "")
+    assert run.holds_run()
+
+
+def test_a_sweep_refuses_another_configs_run_unless_told_to_retrain(tmp_path):
+    run = ended(started(tmp_path))
+    assert run.sweep_action(other_lr(), CHOICES) == ("stale", {"optimizer.lr": (0.1, 0.5)})

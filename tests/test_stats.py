@@ -103,7 +103,7 @@ def test_paired_refuses_fewer_than_two_pairs_and_unpaired_lengths():
 def test_constant_differences_give_the_limits_of_the_paired_test():
     assert paired([0.9, 0.8, 0.7], [0.9, 0.8, 0.7])["p"] == 1.0
     r = paired([1.0, 2.0, 3.0], [0.5, 1.5, 2.5])  # d = 0.5 exactly, sd 0: t = inf
-    assert (r["p"], r["diff"], r["ci_low"], r["ci_high"]) == (0.0, 0.5, 0.5, 0.5)
+    assert (r["n"], r["p"], r["diff"], r["ci_low"], r["ci_high"]) == (3, 0.0, 0.5, 0.5, 0.5)
     with warnings.catch_warnings():  # scipy warns of "catastrophic cancellation": sd is 0
         warnings.simplefilter("ignore", RuntimeWarning)
         assert r["p"] == stats.ttest_rel([1.0, 2.0, 3.0], [0.5, 1.5, 2.5]).pvalue
@@ -175,6 +175,7 @@ def test_holm_keeps_the_order_never_lowers_a_p_and_never_exceeds_one():
         ([0.004, -0.003, 0.006, 0.0, 0.001], 0.005),
         ([0.02, 0.03, 0.025, 0.018, 0.022], 0.005),
         ([-0.006, -0.004, -0.005, -0.007], 0.005),
+        ([0.001, 0.003], 0.005),  # two differences: one degree of freedom
     ],
 )
 def test_tost_is_the_larger_p_of_two_one_sided_one_sample_tests(d, margin):
@@ -199,6 +200,8 @@ def test_tost_by_hand():
 def test_tost_with_constant_differences_and_bad_arguments():
     assert tost([0.001, 0.001, 0.001], 0.005) == 0.0
     assert tost([0.01, 0.01], 0.005) == 1.0
+    assert tost([0.25, 0.25], 0.25) == 1.0  # on the margin's edge is not inside it
+    assert tost([-0.25, -0.25, -0.25], 0.25) == 1.0
     for margin in (0, -0.01, math.nan):
         with pytest.raises(ValueError, match="margin must be > 0"):
             tost([0.001, 0.002], margin)
@@ -278,6 +281,10 @@ def test_seeds_to_decide_is_the_fewest_seeds_with_80_percent_power():
     power = [max(power_two_sided(diff, sd, k, alpha), power_tost(diff, sd, k, margin, alpha))
              for k in (n - 1, n)]  # fmt: skip
     assert power[1] >= 0.8 > power[0]
+    # the fewest: a difference of 100 sd needs 2 pairs (power 1.0); equivalence within 2 sd
+    # needs 4 (power_tost: 0.817 with 4 pairs, 0.424 with 3)
+    assert seeds_to_decide(1.0, 0.01, 0.005) == 2
+    assert seeds_to_decide(0.0, 0.005, 0.01) == 4
     # a stricter level needs more seeds; no spread, or too many seeds: None
     assert seeds_to_decide(0.01, 0.01, 0.002, alpha=0.01) > seeds_to_decide(0.01, 0.01, 0.002)
     assert seeds_to_decide(0.01, 0.0, 0.005) is None

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import job_folders, ok, train, train_process, tree_digest
+from conftest import REPO_ROOT, compose_train, job_folders, ok, train, train_process, tree_digest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from losslab.overrides import swept_keys
+from losslab.rundir import RunDir
 from losslab.sweep import ComposedOnce, job_names
 
 TINY = ["data.train_size=500", "trainer.max_epochs=1"]
@@ -45,6 +46,8 @@ def test_job_names_without_a_swept_key_or_with_repeats_stay_distinct():
     assert names("loss=sse", "hydra.sweep.dir=x", "ckpt_path=last") == ["loss=sse"]
     assert names("seed=1,1") == ["seed=1", "seed=1,#2"]
     assert names("data.data_dir=a/b,c") == ["data.data_dir=a_b", "data.data_dir=c"]
+    assert names("+tag='a=1','b=2'") == ["+tag='a=1'", "+tag='b=2'"]  # a value with "="
+    assert names("hydra.sweep.dir=x") == ["job"]  # nothing to name it by
 
 
 def test_swept_keys_lists_values_of_sweeps_only():
@@ -339,3 +342,212 @@ def test_a_sweep_composes_each_job_once_and_hands_out_copies():
     shipped = pickle.loads(pickle.dumps(once))  # to a launcher's worker process: no cache
     shipped.load_sweep_config(master, ["loss=sse"])
     assert shipped._loader.calls == [["loss=sse"], ["loss=cee"], ["loss=sse"]]
+
+
+# -- the sweeper's decisions, in process: a launcher that records instead of training -------------
+
+
+def crashed(message: str) -> BaseException:
+    """An exception as a job raises it: with its traceback."""
+    try:
+        raise RuntimeError(message)
+    except RuntimeError as err:
+        return err
+
+
+class RecordingLauncher:
+    """Hydra's launcher, as far as the sweeper uses it: records each launch (the jobs' overrides
+    and the index of the first) and trains nothing; ``fails`` maps a job folder name to what
+    that job raises."""
+
+    def __init__(self, sweep_dir: Path, fails: dict[str, BaseException]) -> None:
+        self.sweep_dir, self.fails, self.launches = sweep_dir, fails, []
+
+    def launch(self, job_overrides, initial_job_idx):
+        from hydra.core.utils import JobReturn, JobStatus
+
+        self.launches.append(([list(job) for job in job_overrides], initial_job_idx))
+        results = []
+        for job in job_overrides:
+            subdir = [o for o in job if o.startswith("hydra.sweep.subdir=")]
+            name = subdir[0].partition("=")[2].strip("'") if subdir else ""
+            folder = {"hydra": {"runtime": {"output_dir": str(self.sweep_dir / name)}}}
+            failed = name in self.fails
+            results.append(
+                JobReturn(
+                    overrides=list(job),
+                    hydra_cfg=OmegaConf.create(folder),
+                    status=JobStatus.FAILED if failed else JobStatus.COMPLETED,
+                    _return_value=self.fails[name] if failed else 0.9,
+                )
+            )
+        return results
+
+
+def sweep(sweep_dir: Path, *overrides: str, fails=None) -> tuple[RecordingLauncher, object]:
+    """``losslab-train -m OVERRIDES hydra.sweep.dir=SWEEP_DIR`` up to the launches: Hydra's
+    multirun config and losslab's sweeper, as ``losslab-train -m`` makes them, with a
+    recording launcher. Returns the launcher and what the sweep returned."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.plugins import Plugins
+    from hydra.types import HydraContext, RunMode
+
+    from losslab.config import register
+
+    register()
+    args = [*overrides, f"hydra.sweep.dir={sweep_dir}"]
+    with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
+        hydra = GlobalHydra.instance().hydra
+        cfg = hydra.compose_config("train", args, run_mode=RunMode.MULTIRUN)
+        HydraConfig.instance().set_config(cfg)
+        before = HydraConfig.instance().cfg
+        sweeper = Plugins.instance().instantiate_sweeper(
+            config=cfg,
+            hydra_context=HydraContext(config_loader=hydra.config_loader, callbacks=None),
+            task_function=lambda _: None,
+        )
+        sweeper.launcher = launcher = RecordingLauncher(sweep_dir, fails or {})
+        returned = sweeper.sweep(arguments=OmegaConf.to_container(cfg.hydra.overrides.task))
+        assert (
+            HydraConfig.instance().cfg is before
+        )  # the checks of the jobs leave it as they found it
+    return launcher, returned
+
+
+def finished(folder: Path, *overrides: str) -> RunDir:
+    """A job folder as losslab-train leaves it when ``losslab-train OVERRIDES`` finished there."""
+    from hydra.core.hydra_config import HydraConfig
+
+    cfg = compose_train(list(overrides), checked=False, output_dir=str(folder))
+    choices = {"hydra": {"runtime": {"choices": dict(HydraConfig.get().runtime.choices)}}}
+    run = RunDir(folder)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    run.write_config(OmegaConf.to_yaml(cfg), resolved, yaml.safe_dump(choices), list(overrides))
+    run.write_result("ok", 1, {}, {}, 1.0)
+    return run
+
+
+def on(data: dict) -> list[str]:
+    """The overrides that point a job at the tiny MNIST."""
+    return [f"data.data_dir={data['root']}", "data.download=False"]
+
+
+def subdir(name: str) -> str:
+    return f"hydra.sweep.subdir='{name}'"
+
+
+@pytest.mark.mutation_targets("sweep")
+def test_a_sweep_launches_its_batches_in_turn_and_records_the_jobs_that_fail(
+    tiny_mnist, tmp_path, capsys, monkeypatch
+):
+    """Three jobs, one a launch; job seed=1 crashes, seed=3 is refused: each failure is written
+    into its folder and named, and the sweep goes on. Hydra numbers the jobs across the launches."""
+    from losslab import sweep as sweep_module
+    from losslab.errors import UsageError
+
+    monkeypatch.setattr(sweep_module, "FAILED_JOBS", [])
+    fails = {"seed=1": crashed("simulated crash\nsecond line"),
+             "seed=3": UsageError("optimizer.lr: must be\n  > 0")}  # fmt: skip
+    sw = tmp_path / "not" / "yet" / "sw"  # its parent folders too are made
+    launcher, returned = sweep(sw, "seed=1,2,3", *on(tiny_mnist), "hydra.sweeper.max_batch_size=1",
+                               fails=fails)  # fmt: skip
+    assert launcher.launches == [
+        ([[f"seed={s}", *on(tiny_mnist), subdir(f"seed={s}")]], s - 1) for s in (1, 2, 3)
+    ]
+    assert [[r.status.name for r in batch] for batch in returned] == [
+        ["FAILED"],
+        ["COMPLETED"],
+        ["FAILED"],
+    ]
+    assert OmegaConf.load(sw / "multirun.yaml").hydra.sweep.dir == str(sw)
+    assert sweep_module.FAILED_JOBS == ["seed=1", "seed=3"]
+    text = (sw / "seed=1" / "error.txt").read_text().split("\n")
+    assert text[:3] == ["RuntimeError: simulated crash", "", "Traceback (most recent call last):"]
+    assert text[3].startswith('  File "')
+    assert text[-3:] == ["RuntimeError: simulated crash", "second line", ""]
+    assert RunDir(sw / "seed=3").error_line() == "optimizer.lr: must be > 0"
+    assert not (sw / "seed=2").exists()
+    err = capsys.readouterr().err
+    assert "losslab-train: job seed=1 failed: RuntimeError: simulated crash\n" in err
+    assert "losslab-train: job seed=3 failed: optimizer.lr: must be > 0\n" in err
+    assert err.count("Traceback") == 1  # a crash shows where, a usage error does not
+
+
+@pytest.mark.mutation_targets("sweep")
+def test_a_glob_over_a_group_gives_a_job_per_matching_config(tiny_mnist, tmp_path):
+    launcher, _ = sweep(tmp_path / "sw", "loss=glob(s*)", *on(tiny_mnist))
+    ((jobs, _),) = launcher.launches
+    assert [job[-1] for job in jobs] == [subdir("loss=sse"), subdir("loss=sse_logits")]
+
+
+@pytest.mark.mutation_targets("sweep")
+def test_a_rerun_launches_only_the_jobs_that_did_not_finish(tiny_mnist, tmp_path, capsys):
+    sw = tmp_path / "sw"
+    finished(sw / "seed=1", "seed=1", *on(tiny_mnist))
+    launcher, _ = sweep(sw, "seed=1,2", *on(tiny_mnist), "hydra.sweeper.max_batch_size=1")
+    assert launcher.launches == [([["seed=2", *on(tiny_mnist), subdir("seed=2")]], 0)]
+    assert "losslab-train: seed=1: finished before, skipped\n" in capsys.readouterr().out
+
+
+@pytest.mark.mutation_targets("sweep")
+def test_a_rerun_with_another_config_is_refused_naming_each_job_and_what_differs(
+    tiny_mnist, tmp_path
+):
+    from losslab.errors import UsageError
+
+    sw = tmp_path / "sw"
+    changed = [
+        "optimizer.lr=0.5",
+        "trainer.max_epochs=4",
+        "data.batch_size=10",
+        "data.label_noise=0.2",
+    ]
+    finished(sw / "loss=sse", "loss=sse", *on(tiny_mnist), *changed)
+    finished(sw / "loss=cee", "loss=cee", *on(tiny_mnist), *changed[:3])
+    before = tree_digest(sw)
+    with pytest.raises(UsageError) as refused:
+        sweep(sw, "loss=sse,cee", *on(tiny_mnist))
+    assert str(refused.value) == (
+        f"2 job(s) of this sweep already hold runs made with another config, in {sw}: "
+        "loss=sse (data.batch_size: 10 -> 100, data.label_noise: 0.2 -> 0.0, optimizer.lr: 0.5 -> "
+        "0.1, and 1 more); loss=cee (data.batch_size: 10 -> 100, optimizer.lr: 0.5 -> 0.1, "
+        "trainer.max_epochs: 4 -> 5). "
+        "Nothing was run: choose a new hydra.sweep.dir, or add hydra.sweeper.retrain=true to "
+        "train these jobs again (their folders are replaced)"
+    )
+    assert tree_digest(sw) == before
+
+    launcher, _ = sweep(sw, "loss=sse,cee", *on(tiny_mnist), "hydra.sweeper.retrain=true")
+    assert [job[0] for job in launcher.launches[0][0]] == ["loss=sse", "loss=cee"]
+    assert not (sw / "loss=sse").exists()  # replaced by the new runs
+    assert not (sw / "loss=cee").exists()
+
+
+@pytest.mark.mutation_targets("sweep")
+def test_a_user_subdir_is_kept_and_no_job_folder_is_judged(tiny_mnist, tmp_path):
+    """``hydra.sweep.subdir=${hydra.job.num}``: Hydra names the folders; a folder named as
+    losslab would name the job, holding another config's run, is no concern of this sweep."""
+    sw = tmp_path / "sw"
+    finished(sw / "seed=1", "seed=1", "optimizer.lr=0.5", *on(tiny_mnist))
+    numbered = "hydra.sweep.subdir=${hydra.job.num}"
+    launcher, _ = sweep(sw, "seed=1,2", *on(tiny_mnist), numbered)
+    assert launcher.launches == [([["seed=1", *on(tiny_mnist)], ["seed=2", *on(tiny_mnist)]], 0)]
+
+
+@pytest.mark.mutation_targets("sweep")
+def test_every_data_folder_of_a_sweep_is_checked_before_any_job_runs(tiny_mnist, tmp_path):
+    from losslab.errors import UsageError
+
+    empty = tmp_path / "empty"
+    with pytest.raises(UsageError) as refused:
+        sweep(tmp_path / "sw", f"data.data_dir={tiny_mnist['root']},{empty}", "data.download=false")
+    assert str(refused.value).startswith(
+        f"MNIST not found in {empty}/MNIST/raw (missing train-images-idx3-ubyte, "
+    )
+    assert str(refused.value).endswith(
+        "or set data.download=true on a machine with internet. (in the sweep's job "
+        f"data.data_dir={str(empty).replace('/', '_')})"
+    )
+    assert not (tmp_path / "sw").exists()

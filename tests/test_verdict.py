@@ -429,7 +429,16 @@ def test_the_fair_verdict_refuses_final_runs_that_differ_in_the_noise_rate(tmp_p
     assert not (tmp_path / "verdict.md").exists()
 
 
-def test_the_noise_verdict_compares_last_epoch_and_early_stopped_accuracy(tmp_path):
+def test_the_noise_verdict_compares_last_epoch_and_early_stopped_accuracy(tmp_path, monkeypatch):
+    import losslab.verdict
+
+    plotted = {}
+    plot_noise = losslab.verdict.plot_noise
+    monkeypatch.setattr(
+        losslab.verdict,
+        "plot_noise",
+        lambda lines, file: plot_noise(plotted.update(lines) or lines, file),
+    )
     lrs = {"cee": 0.1, "sse": 1.0, "mae": 3.0}
     write_choices(tmp_path, {loss: {0.4: {"lr": lr}} for loss, lr in lrs.items()})
     last = {"cee": [0.70, 0.72, 0.69], "sse": [0.80, 0.79, 0.82], "mae": [0.84, 0.85, 0.83]}
@@ -451,6 +460,15 @@ def test_the_noise_verdict_compares_last_epoch_and_early_stopped_accuracy(tmp_pa
     assert "### test accuracy after the last epoch" in text
     assert "### test accuracy at the epoch the noisy validation accuracy picks" in text
     assert (tmp_path / "noise.png").stat().st_size > 10_000
+    means = {
+        label: {loss: [(v, s["mean"]) for v, s in points] for loss, points in lines.items()}
+        for label, lines in plotted.items()
+    }
+    assert means == {
+        "last epoch": {loss: [(0.4, pytest.approx(np.mean(f32(v))))] for loss, v in last.items()},
+        "early-stopped": {loss: [(0.4, pytest.approx(np.mean(f32([0.88, 0.89, 0.9]))))]
+                          for loss in ("cee", "sse", "mae")},
+    }  # fmt: skip
     assert not (tmp_path / "reliability.png").exists()
     # the whole verdict as a user reads it (cells worked out as in the study's, above)
     first, rest = text.split("\n", 1)
@@ -466,6 +484,59 @@ def test_the_noise_verdict_compares_last_epoch_and_early_stopped_accuracy(tmp_pa
         losses = list(csv.DictReader(f))
     assert [(r["loss"], r["n"]) for r in losses] == [("cee", "3"), ("sse", "3"), ("mae", "3")]
     assert float(losses[0]["test_acc_mean"]) == pytest.approx(np.mean(f32(last["cee"])))
+
+
+def test_two_shared_seeds_compare_a_pair_whose_other_loss_is_missing_and_flag_either_tie(
+    tmp_path, monkeypatch, capsys
+):
+    """cee and sse_logits only (the fair pair cee - sse has no runs), seeds 0 and 1; cee's lr
+    was a near-tie. The figure gets a panel per batch size with the losses that ran there."""
+    import losslab.verdict
+
+    figures = []
+    monkeypatch.setattr(losslab.verdict, "plot_reliability", lambda *args: figures.append(args))
+    cee, sse_logits = [0.95, 0.96], [0.94, 0.93]
+    write_choices(tmp_path, {"cee": {100: {"lr": 0.3, "near_tie": True}},
+                             "sse_logits": {100: {"lr": 1.0, "near_tie": False}}})  # fmt: skip
+    for seed in (0, 1):
+        final_run(tmp_path / "final", "cee", 0.3, seed, cee[seed], {"batch_size": 100})
+        final_run(
+            tmp_path / "final", "sse_logits", 1.0, seed, sse_logits[seed], {"batch_size": 100}
+        )
+    (row,) = verdict(tmp_path)
+    assert (row["first"], row["second"], row["seeds"], row["near_tie"]) == (
+        "cee",
+        "sse_logits",
+        2,
+        True,
+    )
+    assert row["p"] == pytest.approx(stats.ttest_rel(f32(cee), f32(sse_logits)).pvalue, rel=1e-9)
+    ((panels, title, file),) = figures
+    assert {v: sorted(p) for v, p in panels.items()} == {100: ["cee", "sse_logits"]}
+    assert title == "Reliability of the final models on the test set (seeds pooled)"
+    assert file == tmp_path / "reliability.png"
+    out = capsys.readouterr().out
+    assert out.startswith("| batch size | loss ")
+    assert "### test accuracy" in out
+    assert out.endswith(
+        f"\n\nlosslab-study: verdict.md, verdict.csv, losses.csv, reliability.png in {tmp_path}\n"
+    )
+
+
+def test_a_final_run_without_its_test_curve_is_refused_by_name(tmp_path):
+    write_choices(tmp_path, {"cee": {100: {"lr": 0.3}}})
+    hp = {
+        "loss": "cee",
+        "lr": 0.3,
+        "seed": 0,
+        "status": "ok",
+        "batch_size": 100,
+        "label_noise": 0.0,
+    }
+    run = write_run(tmp_path / "final" / "cee0", {"acc/val": [0.1, 0.5]}, hp, ["loss=cee"])
+    with pytest.raises(StudyError) as refused:
+        verdict(tmp_path)
+    assert str(refused.value) == f"{run}: holds no test_acc (acc/test curve) to compare"
 
 
 # -- losslab-study's settings: one line, status 2, nothing written ------------------------------
