@@ -367,7 +367,7 @@ _TEST_FILES_OF = {
     "models": ("module",),
     "evaluate": ("eval",),
     "build": ("config", "resume"),
-    "train": ("tiny_run",),
+    "train": ("tiny_run", "entry"),
     "rules": ("config",),
     "start": ("tiny_run", "resume"),
     "overrides": ("cli",),

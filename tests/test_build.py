@@ -106,6 +106,17 @@ def test_init_from_names_the_first_misfit_and_counts_the_rest(tiny_mnist, tmp_pa
         "[50, 784] there, [100, 784] here, and 2 more); init_from needs the model.* settings of "
         "the run that wrote it"
     )
+    _, (_, fits, _, _) = built(tiny_mnist["root"], [])
+    state = dict(fits.state_dict())
+    for extra, tail in (("a", ""), ("b", ", and 1 more")):
+        state[f"extra.{extra}"] = torch.zeros(1)
+        torch.save({"state_dict": state}, ckpt)
+        with pytest.raises(UsageError) as info:
+            built(tiny_mnist["root"], [f"+init_from={ckpt}"])
+        assert str(info.value) == (
+            f"init_from={ckpt}: its weights do not fit this run's model (extra.a is not in this "
+            f"model{tail}); init_from needs the model.* settings of the run that wrote it"
+        )
 
 
 def test_missing_files_without_download_stop_the_build_in_one_line(tmp_path):
@@ -148,3 +159,31 @@ def test_parts_save_each_parts_plain_config_as_the_modules_hyperparameters(tmp_p
     _, module = parts(plain)
     assert (module.hparams.scheduler, module.hparams.scheduler_interval) == (None, "epoch")
     assert module.hparams.loss_input == "auto"
+
+
+def test_a_loss_or_scheduler_config_without_input_or_interval_gets_auto_and_epoch(tmp_path):
+    """A user's own loss or scheduler config may leave ``input`` and ``interval`` out."""
+    from losslab.build import parts
+
+    cfg = compose_train(["scheduler=step"], output_dir=str(tmp_path))
+    plain = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    del plain.loss["input"], plain.scheduler["interval"]
+    _, module = parts(plain)
+    assert (module.hparams.loss_input, module.hparams.scheduler_interval) == ("auto", "epoch")
+    assert module.scheduler_interval == "epoch"
+    assert not module.wants_probabilities  # auto with logits in: the loss gets logits
+    optimizer = torch.optim.SGD(module.parameters(), lr=1.0)
+    scheduler = module.scheduler_factory(optimizer)  # the step config's StepLR, built
+    assert isinstance(scheduler, torch.optim.lr_scheduler.StepLR)
+    assert (scheduler.step_size, scheduler.gamma) == (2, 0.5)
+
+
+def test_a_scheduler_config_that_names_nothing_to_build_is_refused_as_scheduler(tmp_path):
+    from losslab.build import parts
+
+    cfg = compose_train(["scheduler=step"], output_dir=str(tmp_path))
+    plain = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    del plain.scheduler["_target_"]
+    with pytest.raises(UsageError, match=r"^scheduler: a config to build must name what it "
+                       r"builds in _target_"):  # fmt: skip
+        parts(plain)
