@@ -4,6 +4,7 @@ metrics, every one, on test and val; it writes elsewhere and never touches the r
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -98,6 +99,13 @@ def test_the_command_in_this_process_writes_the_table_it_prints_and_a_record(
         "|-------|-------:|-------:|-------:|-------:|-------:|",
         *rows,
     ])  # fmt: skip
+    # one key a line, indented by one space: readable, and diff-able between checkpoints
+    text = (tmp_path / "out" / "eval.json").read_text()
+    assert text.startswith(
+        f'{{\n "checkpoint": {json.dumps(str(checkpoint.resolve()))},\n "metrics": {{\n  "val": {{\n'
+        '   "loss": '
+    )
+    assert text.endswith("\n  }\n }\n}\n")
     md = (tmp_path / "out" / "eval.md").read_text()
     assert md == f"# losslab-eval: {checkpoint}\n\n{table}\n"
     assert capsys.readouterr().out == f"{table}\nlosslab-eval: eval.json, eval.md in out\n"
@@ -161,3 +169,39 @@ def test_eval_without_out_writes_under_the_log_folder(noisy_run, tmp_path, monke
     assert main([str(epoch_file)]) == 0
     (out,) = (tmp_path / "logs" / "eval").iterdir()
     assert (out / "eval.json").is_file()
+    # named by the time, to the microsecond: two evaluations never share a folder
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d_\d{6}", out.name), out.name
+    # $LOSSLAB_LOG_DIR moves the log folder, as for losslab-train
+    monkeypatch.setenv("LOSSLAB_LOG_DIR", str(tmp_path / "mine"))
+    assert main([str(epoch_file)]) == 0
+    (out,) = (tmp_path / "mine" / "eval").iterdir()
+    assert (out / "eval.json").is_file()
+
+
+def test_a_file_that_is_no_checkpoint_is_refused_naming_the_argument(tmp_path):
+    from losslab.errors import UsageError
+
+    (tmp_path / "notes.ckpt").write_text("not a checkpoint")
+    with pytest.raises(
+        UsageError, match=rf"^checkpoint={tmp_path / 'notes.ckpt'}: not a checkpoint"
+    ):
+        evaluate(tmp_path / "notes.ckpt")
+
+
+def test_a_runs_data_folder_counts_only_when_it_holds_mnist_raw(noisy_run, tmp_path, monkeypatch):
+    """The saved folder holds MNIST/ but no raw/ files: $LOSSLAB_DATA_DIR is read instead; with
+    no such variable, the error names the run's own folder."""
+    import torch
+
+    from losslab.errors import UsageError
+
+    contents = torch.load(noisy_run / "checkpoints" / "last.ckpt", weights_only=False)
+    contents["datamodule_hyper_parameters"]["data_dir"] = str(tmp_path / "partial")
+    (tmp_path / "partial" / "MNIST").mkdir(parents=True)
+    torch.save(contents, tmp_path / "partial.ckpt")
+    monkeypatch.setenv("LOSSLAB_DATA_DIR", str(tmp_path / "elsewhere"))
+    with pytest.raises(UsageError, match=f"^MNIST not found in {tmp_path / 'elsewhere'}"):
+        evaluate(tmp_path / "partial.ckpt")
+    monkeypatch.delenv("LOSSLAB_DATA_DIR")
+    with pytest.raises(UsageError, match=f"^MNIST not found in {tmp_path / 'partial'}"):
+        evaluate(tmp_path / "partial.ckpt")

@@ -51,6 +51,9 @@ def test_pooled_bins_weigh_each_bin_of_each_run_by_its_count_and_drop_empty_bins
         "accuracy": pytest.approx([0.25, 0.75]),
     }
     assert figures.pooled_bins([None, None]) is None
+    # the test split by default; a bin of a single sample counts
+    one = {"bins": {"test": {"count": [1, 0], "confidence": [0.9, 0.0], "accuracy": [1.0, 0.0]}}}
+    assert figures.pooled_bins([one]) == {"confidence": [0.9], "accuracy": [1.0]}
     with pytest.raises(KeyError):
         figures.pooled_bins([run1])  # the default split is test
 
@@ -73,6 +76,9 @@ def test_mean_curves_average_the_epochs_every_run_reached_with_a_t_band():
         pytest.approx(0.6 + 1.2706, abs=1e-3),
     )
     assert figures.mean_curves([runs[0]])[1]["acc/test"] == []  # one run: no band
+    # a curve that another run lacks has no epoch every run reached: nothing to draw
+    means, bands = figures.mean_curves([runs[0], {"acc/test": runs[1]["acc/test"]}])
+    assert (means["loss/test"], bands["loss/test"]) == ([], [])
 
 
 def test_the_noise_figure_draws_each_loss_in_one_colour_solid_last_dashed_early(drawn, tmp_path):
@@ -175,6 +181,23 @@ def test_the_curves_figure_is_a_batch_size_by_loss_grid_of_twin_axis_panels(draw
     assert len(cee.collections) == 1
     assert len(sse.collections) == 0
     assert [t.get_text() for t in empty.texts] == ["no epoch curves"]
+    # ... in the middle of the panel, whatever its size
+    (note,) = empty.texts
+    assert (note.get_position(), note.get_transform()) == ((0.5, 0.5), empty.transAxes)
+    assert (note.get_ha(), note.get_va()) == ("center", "center")
+    assert to_hex(band.get_facecolor()[0][:3]) == to_hex("tab:orange")  # its line's colour
+    assert all(tick == int(tick) for tick in cee.get_xticks())  # whole epochs only
+
+
+def test_a_curve_is_drawn_at_its_own_epochs_when_epoch_0_was_not_logged(drawn, tmp_path):
+    curves = {"acc/val": [(1, 0.6), (2, 0.8)], "loss/val": [(1, 1.0), (2, 0.5)]}
+    bands = {"acc/val": [(1, 0.5, 0.7), (2, 0.7, 0.9)]}
+    figures.plot_curves([("r", curves, bands, row(None, "cee"))], "", tmp_path / "c.png")
+    accuracy = next(ax for ax in drawn[0].axes if ax.get_ylabel() == "accuracy (solid)")
+    (line,) = accuracy.lines
+    assert (list(line.get_xdata()), list(line.get_ydata())) == ([1, 2], [0.6, 0.8])
+    (band,) = accuracy.collections
+    assert band.get_paths()[0].vertices[:, 0].min() == 1
 
 
 def test_panels_without_distinct_cells_fill_rows_of_three(drawn, tmp_path):
@@ -198,4 +221,6 @@ def test_panels_without_distinct_cells_fill_rows_of_three(drawn, tmp_path):
     assert str(line.get_ydata()[-1]) == "nan"  # an infinite value is not drawn
     assert to_hex(line.get_color()) == to_hex("tab:green")
     figures.plot_curves(panels[:1], "one run", tmp_path / "one.png")
-    assert drawn[1].get_suptitle() == ""  # one panel: its title says it all
+    assert drawn[-1].get_suptitle() == ""  # one panel: its title says it all
+    figures.plot_curves(panels[:2], "two runs", tmp_path / "two.png")
+    assert drawn[-1].get_suptitle() == "two runs"

@@ -504,3 +504,187 @@ def test_summarize_gives_a_point_interval_for_identical_values_and_nothing_for_n
         "ci_high": None,
     }
     assert mean_ci(summarize([])) == "-"
+
+
+# -- more cases mutation testing found untested -------------------------------------------------
+
+
+@pytest.fixture
+def drawn(monkeypatch) -> list:
+    """Every figure the report saves, kept for the test to read (the file is written too)."""
+    from matplotlib.figure import Figure
+
+    saved: list = []
+    save = Figure.savefig
+
+    def keep(self, *args, **kwargs):
+        saved.append(self)
+        return save(self, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    return saved
+
+
+def titles(figure) -> list[str]:
+    return [ax.get_title() for ax in figure.axes if ax.get_visible() and ax.get_title()]
+
+
+def seed_group(folder: Path, loss: str, accs: list[float], *extra: str) -> None:
+    """One run per accuracy, seeds 0, 1, ...: the same overrides (``loss=...``, ``extra``)."""
+    for seed, acc in enumerate(accs):
+        write_run(
+            folder / f"loss={loss},seed={seed}",
+            curves([0.1, acc], test=[0.1, acc - 0.01], val=[0.1, acc]),
+            hp(loss=loss, seed=seed),
+            overrides=[f"loss={loss}", *extra, f"seed={seed}"],
+        )
+
+
+def test_groups_csv_has_every_column_and_stdout_prints_the_runs_then_the_groups(
+    tmp_path: Path, capsys
+) -> None:
+    seed_group(tmp_path, "cee", [0.90, 0.94])
+    report(tmp_path, out_dir=tmp_path / "out")
+    printed = capsys.readouterr().out
+    (group,) = read_csv(tmp_path / "out" / "groups.csv")
+    assert list(group)[:7] == ["best", "group", "loss", "batch_size", "lr", "n", "seeds"]
+    assert (group["loss"], group["batch_size"], group["lr"], group["n"]) == (
+        "cee",
+        "100",
+        "0.1",
+        "2",
+    )
+    val = summarize([float(np.float32(0.90)), float(np.float32(0.94))])
+    for key in ("mean", "std", "ci_low", "ci_high"):
+        assert float(group[f"val_acc_{key}"]) == pytest.approx(val[key]), key
+    # the runs table, a blank line, the groups table, a blank line, the selection note
+    runs_table, groups_table, rest = printed.split("\n\n", 2)
+    assert runs_table.startswith("| best | run ")
+    assert runs_table.count("\n") == 3  # header, rule, 2 runs
+    assert groups_table == (tmp_path / "out" / "groups.md").read_text().split("\n\n")[2].strip()
+    assert rest.startswith("Ranked by final **validation** accuracy")
+
+
+def test_the_figure_has_a_panel_per_run_titled_by_its_name_and_any_bad_status(
+    drawn, tmp_path: Path
+) -> None:
+    write_run(tmp_path / "a", curves([0.1, 0.9], test=[0.1, 0.9]), hp())
+    write_run(tmp_path / "b", curves([0.1, 0.5], test=[0.1, math.nan]), hp(status="diverged"))
+    report(tmp_path, out_dir=tmp_path / "out")
+    (figure,) = drawn
+    assert titles(figure) == ["a", "b  [diverged]"]
+    assert figure.get_suptitle() == "train / val / test accuracy and loss per epoch"
+
+
+def test_the_figure_has_a_panel_per_seed_group_with_the_mean_and_its_band(
+    drawn, tmp_path: Path
+) -> None:
+    seed_group(tmp_path, "cee", [0.90, 0.94])
+    seed_group(tmp_path, "sse", [0.80, 0.82])
+    report(tmp_path, out_dir=tmp_path / "out")
+    (figure,) = drawn
+    assert titles(figure) == ["loss=cee (mean of 2)", "loss=sse (mean of 2)"]
+    assert figure.get_suptitle() == (
+        "mean over seeds with 95% band, per epoch (rows: batch size, columns: loss)"
+    )
+
+
+def test_a_run_that_did_not_end_ok_is_never_marked_best(tmp_path: Path) -> None:
+    write_run(tmp_path / "a", curves([0.1, 0.9], test=[0.1, 0.9]), hp(status="diverged"))
+    (row,) = report(tmp_path, out_dir=tmp_path / "out")
+    assert (row["status"], row["test_acc"], row["best"]) == ("diverged", pytest.approx(0.9), "")
+    assert read_csv(tmp_path / "out" / "summary.csv")[0]["best"] == ""
+    # the best column stays, empty, so that tables of runs always have the same first columns
+    assert (tmp_path / "out" / "summary.md").read_text().count("| best | run ") == 1
+
+
+def test_an_ok_run_without_a_finite_accuracy_ranks_after_the_ok_runs_with_one(
+    tmp_path: Path,
+) -> None:
+    write_run(tmp_path / "a", curves([0.1, 0.9], test=[0.1, math.nan]), hp())
+    write_run(tmp_path / "b", curves([0.1, 0.5], test=[0.1, 0.5]), hp())
+    rows = report(tmp_path, out_dir=tmp_path / "out")
+    assert [(r["run"], r["best"]) for r in rows] == [("b", "*"), ("a", "")]
+
+
+def test_the_outputs_go_next_to_the_runs_or_into_a_new_nested_out_folder(tmp_path: Path) -> None:
+    write_run(tmp_path / "a", curves([0.1, 0.9], test=[0.1, 0.9]), hp())
+    report(tmp_path)
+    assert (tmp_path / "summary.csv").is_file()
+    assert main([str(tmp_path), "--out", str(tmp_path / "x" / "y")]) == 0
+    assert sorted(p.name for p in (tmp_path / "x" / "y").iterdir()) == [
+        "curves.png",
+        "summary.csv",
+        "summary.md",
+    ]
+
+
+def test_the_script_prints_one_error_line_on_stderr_and_exits_2(tmp_path: Path, capsys) -> None:
+    assert main([str(tmp_path / "missing")]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (
+        f"losslab-report: error: {tmp_path / 'missing'}: no such folder; expected a run or a "
+        "folder of run folders holding events.out.tfevents.* files, as losslab-train writes them\n"
+    )
+
+
+def test_a_group_is_named_by_the_overrides_that_set_it_apart_from_the_others(
+    tmp_path: Path,
+) -> None:
+    seed_group(tmp_path / "two", "cee", [0.90, 0.94], "data.batch_size=50", "optimizer.lr=0.1")
+    seed_group(tmp_path / "two", "sse", [0.80, 0.82], "data.batch_size=500", "optimizer.lr=0.1")
+    seed_group(tmp_path / "one", "sse", [0.80, 0.82], "optimizer.lr=0.1")
+    report(tmp_path / "two", out_dir=tmp_path / "out2")
+    report(tmp_path / "one", out_dir=tmp_path / "out1")
+    # what both groups share (optimizer.lr=0.1) is left out; a lone group keeps its overrides
+    assert [r["group"] for r in read_csv(tmp_path / "out2" / "groups.csv")] == [
+        "data.batch_size=50,loss=cee",
+        "data.batch_size=500,loss=sse",
+    ]
+    assert [r["group"] for r in read_csv(tmp_path / "out1" / "groups.csv")] == [
+        "loss=sse,optimizer.lr=0.1"
+    ]
+
+
+def test_groups_rank_by_their_mean_whatever_their_order_and_one_without_it_comes_last(
+    tmp_path: Path,
+) -> None:
+    """sse holds the best single run (0.99) but the lower mean (0.745 < 0.90); mae no test
+    accuracy at all: ranked cee, sse, mae."""
+    for seed in (0, 1):
+        write_run(tmp_path / f"a{seed}", {"acc/train": [0.1, 0.5]}, hp("mae", seed=seed),
+                  overrides=["loss=mae", f"seed={seed}"])  # fmt: skip
+        for name, loss, acc in (("b", "sse", (0.99, 0.50)[seed]), ("c", "cee", 0.90)):
+            write_run(tmp_path / f"{name}{seed}", curves([0.1, acc], test=[0.1, acc]),
+                      hp(loss, seed=seed), overrides=[f"loss={loss}", f"seed={seed}"])  # fmt: skip
+    report(tmp_path, out_dir=tmp_path / "out")
+    rows = read_csv(tmp_path / "out" / "groups.csv")
+    assert [(r["group"], r["best"], r["n"]) for r in rows] == [
+        ("loss=cee", "*", "2"),
+        ("loss=sse", "", "2"),
+        ("loss=mae", "", "0"),  # no metric measured: no seed counts
+    ]
+    assert rows[2]["test_acc_mean"] == ""
+
+
+def test_a_groups_n_counts_the_seeds_of_its_best_measured_metric(tmp_path: Path) -> None:
+    """No run wrote a test loss: n is the seeds of the other metrics, not 0."""
+    for seed, acc in enumerate([0.90, 0.94]):
+        c = curves([0.1, acc], test=[0.1, acc])
+        del c["loss/test"]
+        write_run(tmp_path / f"s{seed}", c, hp(seed=seed), overrides=[f"seed={seed}"])
+    report(tmp_path, out_dir=tmp_path / "out")
+    (group,) = read_csv(tmp_path / "out" / "groups.csv")
+    assert (group["n"], group["test_loss_mean"]) == ("2", "")
+
+
+def test_only_a_group_of_runs_without_any_accuracy_is_marked_best_by_nobody(
+    tmp_path: Path,
+) -> None:
+    for seed in (0, 1):
+        write_run(tmp_path / f"s{seed}", {"acc/train": [0.1, 0.5]}, hp(seed=seed),
+                  overrides=[f"seed={seed}"])  # fmt: skip
+    report(tmp_path, out_dir=tmp_path / "out")
+    (group,) = read_csv(tmp_path / "out" / "groups.csv")
+    assert (group["best"], group["n"]) == ("", "0")

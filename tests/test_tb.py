@@ -188,3 +188,47 @@ def test_the_sidebar_offers_every_loss_and_optimizer_config_asked_of_hydra_once(
         }
         assert build._group_options() is options  # the same search path: asked once
     assert len(build._OPTIONS) == 1
+
+
+def test_number_domains_are_numbers_in_the_experiment_proto():
+    summary = tb.experiment_summary({"lr": 0.1, "seed": 3}, ["hp/val_acc"],
+                                    domains={"lr": [1, 0.1], "seed": [3, 1]})  # fmt: skip
+    infos = {i.name: i for i in plugin_data(summary).experiment.hparam_infos}
+    for name, expected in (("lr", [1.0, 0.1]), ("seed", [3.0, 1.0])):
+        values = infos[name].domain_discrete.values
+        assert [v.WhichOneof("kind") for v in values] == ["number_value"] * 2
+        assert [v.number_value for v in values] == expected
+
+
+def test_a_sessions_start_and_end_times_are_when_it_was_written():
+    import time
+
+    before = time.time()
+    start, end = tb.session_summaries({"loss": "cee"}, "ok")
+    after = time.time()
+    assert before <= plugin_data(start).session_start_info.start_time_secs <= after
+    assert before <= plugin_data(end).session_end_info.end_time_secs <= after
+
+
+def test_a_swept_key_without_a_column_name_keeps_its_override_key_and_its_values():
+    hparams = {"loss": "cee", "lr": 0.1, "trainer.max_epochs": 5, "scheduler": "step"}
+    swept = {"trainer.max_epochs": ["5", "1"], "scheduler": ["step", "cosine"]}
+    ordered, differs, domains = tb.hparams_layout(hparams, swept, {})
+    assert differs == ["trainer.max_epochs", "scheduler"]
+    assert list(ordered) == [*differs, "loss", "lr"]
+    assert domains == {
+        "status": ["diverged", "ok"],
+        "trainer.max_epochs": [1.0, 5.0],
+        "scheduler": ["cosine", "step"],
+    }
+
+
+def test_a_columns_list_value_is_read_with_its_interpolations_resolved():
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.create(
+        {"model": {"width": 64, "hidden": ["${model.width}", 32]},
+         "data": {"train_size": 500, "val_size": 0, "sizes": ["${data.train_size}", 2]}}
+    )  # fmt: skip
+    row = tb.run_hparams(cfg, {"loss": "cee"}, ["data.sizes"])
+    assert (row["hidden"], row["data.sizes"]) == ("64-32", "[500, 2]")
