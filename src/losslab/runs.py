@@ -15,7 +15,7 @@ from typing import Any
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from losslab.names import EPOCH_TIME, GAP, TRAIN_IMAGES
+from losslab.names import EPOCH_TIME, GAP
 from losslab.rundir import RunDir, find_runs
 
 # tensorboard's reader logs an INFO line per event file read ("No path found after ...")
@@ -107,7 +107,6 @@ def _settings(run: RunDir) -> dict[str, Any]:
         "lr": optimizer.get("lr"),
         "seed": config.get("seed"),
         "label_noise": data.get("label_noise"),
-        "train_size": data.get("train_size") or (TRAIN_IMAGES - (data.get("val_size") or 0)),
     }
 
 
