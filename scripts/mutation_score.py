@@ -20,18 +20,24 @@ import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
-REASONS = [  # (pattern on the changed lines, why the mutant survives)
-    (r"world_size|sync_dist|strategy\.reduce|is_global_zero|all_gather|distributed|ddp",
+REASONS = [  # (pattern on the changed lines, why the mutant survives), the first match wins
+    (r"world_size|sync_dist|strategy\.reduce|is_global_zero|all_gather|distributed|ddp|rank_zero\b",
      "several processes only: the DDP tests start processes (marked process, outside make mutate)"),
     (r"weights_only", "equivalent: torch.load's default is weights_only=True"),
-    (r"device|map_location|\.to\(", "equivalent on CPU: where a tensor lives"),
+    (r"device|map_location|\.to\(|_assert_async", "equivalent on CPU: where a tensor lives"),
     (r"strict=", "equivalent: zip's sequences have equal lengths here"),
     (r"fontsize|alpha|\bms=|capsize|dpi|layout=|figsize|\bloc=|squeeze|grid\(|\blw=",
      "a figure's styling: not worth a test"),
-    (r"prog_bar|rank_zero_warn|warnings\.warn|log\.info|print\(",
+    (r"prog_bar|rank_zero_warn|warnings\.warn|log\.info|print\(|flush|verbose=|stacklevel",
      "console output: what a user reads, not what the run computes"),
+    (r"sort_keys=|newline=|maxsplit|dtype=float|workers=|resolve=|force_add=|select\(.*default",
+     "equivalent: a library default or a flag with no effect on these values (see the line)"),
+    (r"size_guidance", "not worth a test: only past TensorBoard's 10,000 points of a tag"),
+    (r"RichProgressBar", "equivalent: Lightning's own default bar is RichProgressBar with rich"),
+    (r"get_sources", "equivalent: one config search path per process"),
 ]  # fmt: skip
-OTHER = "reached by the tests that train or start processes only (outside make mutate), or untested"
+NONE_FOR_FALSE = "equivalent: None is false, as the False it replaces"
+OTHER = "not pinned by a fast test (reached by the slow or process tests only, or by none)"
 
 
 def results() -> dict[str, str]:
@@ -60,10 +66,27 @@ def changed_lines(name: str) -> tuple[str, str]:
     return removed, added
 
 
+def _common(a: str, b: str) -> int:
+    """The length of the common start of ``a`` and ``b``."""
+    return next(
+        (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+    )
+
+
+def _around_change(removed: str, added: str) -> str:
+    """What the mutation changed, with the text just before it (the argument or call it is in)."""
+    start = _common(removed, added)
+    end = _common(removed[start:][::-1], added[start:][::-1])
+    lead = removed[max(0, start - 24) : start]
+    return f"{lead}{removed[start : len(removed) - end]} {lead}{added[start : len(added) - end]}"
+
+
 def reason(removed: str, added: str) -> str:
     for pattern, why in REASONS:
-        if re.search(pattern, removed + " " + added):
+        if re.search(pattern, _around_change(removed, added)):
             return why
+    if removed.replace("=False", "=None") == added:
+        return NONE_FOR_FALSE
     strings = re.compile(r"\"[^\"]*\"|'[^']*'")
     if strings.sub("", removed) == strings.sub("", added) and (
         "XX" in added or added.upper() == added or added.lower() == added
