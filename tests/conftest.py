@@ -404,3 +404,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     stats = Path.cwd() / "mutmut-stats.json"
     seconds = json.loads(stats.read_text())["duration_by_test"] if stats.is_file() else {}
     items.sort(key=lambda item: (item.path.name not in own, seconds.get(item.nodeid, 1.0)))
+
+
+@pytest.fixture
+def drawn(monkeypatch) -> list:
+    """Every matplotlib figure saved during the test, kept for it to read (the file is written
+    too)."""
+    from matplotlib.figure import Figure
+
+    saved: list[Figure] = []
+    save = Figure.savefig
+
+    def keep(self, *args, **kwargs):
+        saved.append(self)
+        return save(self, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    return saved

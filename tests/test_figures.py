@@ -8,24 +8,9 @@ from pathlib import Path
 
 import pytest
 from matplotlib.colors import to_hex
-from matplotlib.figure import Figure
 from matplotlib.image import imread
 
 from losslab import figures
-
-
-@pytest.fixture
-def drawn(monkeypatch) -> list[Figure]:
-    """Every figure a function saves, kept for the test to read (the file is written too)."""
-    saved: list[Figure] = []
-    save = Figure.savefig
-
-    def keep(self, *args, **kwargs):
-        saved.append(self)
-        return save(self, *args, **kwargs)
-
-    monkeypatch.setattr(Figure, "savefig", keep)
-    return saved
 
 
 def size(file: Path) -> tuple[int, int]:

@@ -509,22 +509,6 @@ def test_summarize_gives_a_point_interval_for_identical_values_and_nothing_for_n
 # -- more cases mutation testing found untested -------------------------------------------------
 
 
-@pytest.fixture
-def drawn(monkeypatch) -> list:
-    """Every figure the report saves, kept for the test to read (the file is written too)."""
-    from matplotlib.figure import Figure
-
-    saved: list = []
-    save = Figure.savefig
-
-    def keep(self, *args, **kwargs):
-        saved.append(self)
-        return save(self, *args, **kwargs)
-
-    monkeypatch.setattr(Figure, "savefig", keep)
-    return saved
-
-
 def titles(figure) -> list[str]:
     return [ax.get_title() for ax in figure.axes if ax.get_visible() and ax.get_title()]
 
