@@ -59,9 +59,9 @@ import torch
 import torch.nn.functional as F
 
 from losslab import CEELoss, SSELoss
-from losslab.data import MNIST_MEAN, MNIST_STD, MNISTDataModule
+from losslab.lit.classifier import Classifier
+from losslab.lit.data import MNIST_MEAN, MNIST_STD, MNISTDataModule
 from losslab.models import MLP
-from losslab.module import Classifier
 
 warnings.filterwarnings("ignore")
 # Lightning's advertising line, printed by every Trainer.fit: it says nothing about speed
@@ -587,14 +587,14 @@ def run_command(args: list[str], cwd: str) -> tuple[float, float, float]:
 
     from hydra.core.global_hydra import GlobalHydra
 
-    import losslab.sweep
+    import losslab.sweep.sweeper
     import losslab.train
 
     entry = getattr(losslab.train, "entry", None)
     if entry is None:  # losslab before the orchestration redesign: the console script's function
         from losslab.cli import train_main as entry
     getattr(losslab.train, "REFUSED", []).clear()
-    losslab.sweep.FAILED_JOBS.clear()
+    losslab.sweep.sweeper.FAILED_JOBS.clear()
     argv, before, code = sys.argv, os.getcwd(), 0
     os.chdir(cwd)
     sys.argv = ["losslab-train", *args]
@@ -663,7 +663,7 @@ def report_time(sweep: Path) -> float:
     """Seconds of the report a sweep writes at its end (``losslab-report``), on ``sweep``."""
     import contextlib
 
-    from losslab.report import report
+    from losslab.read.report import report
 
     with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
         start = time.perf_counter()

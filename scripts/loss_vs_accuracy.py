@@ -39,9 +39,9 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from losslab import CEELoss, cee_loss
-from losslab.data import MNISTDataModule
+from losslab.lit.classifier import Classifier, read_checkpoint
+from losslab.lit.data import MNISTDataModule
 from losslab.models import MLP
-from losslab.module import Classifier, read_checkpoint
 
 torch.set_num_threads(1)
 

@@ -101,9 +101,9 @@ def compose_train(
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf, open_dict
 
-    from losslab.build import parts
-    from losslab.config import register
-    from losslab.rules import check
+    from losslab.run.build import parts
+    from losslab.run.config import register
+    from losslab.run.rules import check
 
     register()
     with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
@@ -152,13 +152,13 @@ def train(*args: str, cwd: Path, env: dict[str, str] | None = None) -> Result:
     returned (a crash: its traceback on stderr, status 1)."""
     from hydra.core.global_hydra import GlobalHydra
 
-    import losslab.sweep
+    import losslab.sweep.sweeper
     import losslab.train
 
     out, err, code = io.StringIO(), io.StringIO(), 0
     argv, cwd_before = sys.argv, os.getcwd()
     losslab.train.REFUSED.clear()
-    losslab.sweep.FAILED_JOBS.clear()
+    losslab.sweep.sweeper.FAILED_JOBS.clear()
     try:
         os.chdir(cwd)
         sys.argv = ["losslab-train", *args]
@@ -331,8 +331,8 @@ def write_run(
     import yaml
     from torch.utils.tensorboard import SummaryWriter
 
-    from losslab import tb
-    from losslab.rundir import RunDir
+    from losslab.run import tb
+    from losslab.run.rundir import RunDir
 
     folder.mkdir(parents=True, exist_ok=True)
     writer = SummaryWriter(str(folder))
@@ -364,15 +364,15 @@ _TEST_FILES_OF = {
     "outputs": ("losses",),
     "batches": ("steps_per_call", "data"),
     "mnist": ("data",),
-    "models": ("module",),
-    "evaluate": ("eval",),
+    "models": ("classifier",),
     "build": ("config", "resume"),
     "train": ("tiny_run", "entry"),
     "rules": ("config",),
     "start": ("tiny_run", "resume"),
     "overrides": ("cli",),
-    "choices": ("verdict",),
-    "protocol": ("verdict", "study"),
+    "candidates": ("verdict",),
+    "catalogue": ("verdict", "noise"),
+    "stages": ("verdict", "noise"),
     "runs": ("report",),
     "tables": ("report",),
     "ddp": ("train",),

@@ -194,7 +194,7 @@ def test_with_every_extra_installed_nothing_is_missing():
 
 
 def test_path_values_are_quoted_for_hydra_and_lists_of_paths_are_not():
-    from losslab.overrides import for_hydra
+    from losslab.run.overrides import for_hydra
 
     ckpt = "logs/s/loss=sse,data.batch_size=32/checkpoints/epoch=1-step=8.ckpt"
     assert for_hydra([f"ckpt_path={ckpt}"]) == [f"ckpt_path='{ckpt}'"]
@@ -221,7 +221,7 @@ def test_path_values_are_quoted_for_hydra_and_lists_of_paths_are_not():
     ],
 )
 def test_losslab_eval_refuses_bad_paths_in_one_line(tmp_path, args, expected, capsys, monkeypatch):
-    from losslab.evaluate import main
+    from losslab.run.evaluate import main
 
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "file.ckpt").write_text("not a checkpoint")
@@ -244,7 +244,7 @@ def test_losslab_eval_refuses_bad_paths_in_one_line(tmp_path, args, expected, ca
 def test_write_idx_writes_what_the_checks_read(tmp_path):
     import numpy as np
 
-    from losslab.data import MNISTDataModule
+    from losslab.lit.data import MNISTDataModule
 
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)

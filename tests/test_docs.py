@@ -9,7 +9,7 @@ import importlib
 import pytest
 
 
-@pytest.mark.parametrize("module", ["losslab.models", "losslab.data", "losslab.stats"])
+@pytest.mark.parametrize("module", ["losslab.models", "losslab.lit.data", "losslab.read.stats"])
 def test_docstring_examples_pass(module):
     result = doctest.testmod(importlib.import_module(module))
     assert result.attempted > 0

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from losslab.config import register
 from losslab.errors import UsageError, exit_with, group_error, one_line, run_hydra
+from losslab.run.config import register
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 DATA_KEYS = ("data_dir, batch_size, val_size, train_size, label_noise, noise_seed, download, "

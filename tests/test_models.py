@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from losslab.config import ModelConfig
 from losslab.models import MLP
+from losslab.run.config import ModelConfig
 
 
 def test_layers_are_flatten_then_linear_and_activation_with_none_after_the_output():

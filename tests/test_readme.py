@@ -25,7 +25,7 @@ def test_every_make_target_in_the_readme_exists():
 
 def test_every_file_path_in_the_readme_exists():
     paths = set(PATH_PATTERN.findall(README))
-    assert {"src/losslab/losses", "src/losslab/rundir.py", "scripts/check_losses.py"} <= paths
+    assert {"src/losslab/losses", "src/losslab/run/rundir.py", "scripts/check_losses.py"} <= paths
     missing = sorted(p for p in paths if not (REPO / p).exists())
     assert missing == []
 

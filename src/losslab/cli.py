@@ -61,7 +61,7 @@ def train_main() -> None:
 def report_main() -> None:
     """``losslab-report PATH [--out DIR]``."""
     _needs_training_extras("losslab-report")
-    from losslab.report import main
+    from losslab.read.report import main
 
     raise SystemExit(main())
 
@@ -69,7 +69,7 @@ def report_main() -> None:
 def study_main() -> None:
     """``losslab-study {run,noise,choose,verdict} ...``."""
     _needs_training_extras("losslab-study")
-    from losslab.study import main
+    from losslab.study.stages import main
 
     raise SystemExit(main())
 
@@ -77,6 +77,6 @@ def study_main() -> None:
 def eval_main() -> None:
     """``losslab-eval <checkpoint or run folder> [--out DIR]``."""
     _needs_training_extras("losslab-eval")
-    from losslab.evaluate import main
+    from losslab.run.evaluate import main
 
     raise SystemExit(main())

@@ -1,7 +1,7 @@
 """``losslab-train``: compose ``conf/train.yaml`` with Hydra, build the objects, train.
 
-The composition root: every check runs first (:mod:`losslab.start`), then :mod:`losslab.build`
-makes the objects, Lightning fits, and the run folder (:mod:`losslab.rundir`) gets its files.
+The composition root: every check runs first (:mod:`losslab.run.start`), then :mod:`losslab.run.build`
+makes the objects, Lightning fits, and the run folder (:mod:`losslab.run.rundir`) gets its files.
 
     losslab-train                                   # CEE, MLP 784-100-10, 5 epochs
     losslab-train loss=sse data.batch_size=32       # any key can be overridden
@@ -35,13 +35,14 @@ from hydra.types import RunMode
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from losslab import config, ddp, overrides, sweep
-from losslab.build import build
 from losslab.errors import UsageError, exit_with, one_line, run_hydra
-from losslab.metrics import objective
-from losslab.module import Classifier
-from losslab.rundir import RunDir
-from losslab.start import Start, plan
+from losslab.lit.classifier import Classifier
+from losslab.lit.metrics import objective
+from losslab.run import config, ddp, overrides
+from losslab.run.build import build
+from losslab.run.rundir import RunDir
+from losslab.run.start import Start, plan
+from losslab.sweep import sweeper as sweep
 
 # Lightning's advertising and a deprecation inside Lightning itself say nothing about the run.
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
@@ -137,7 +138,7 @@ def _log_summary(module: Classifier, seconds: float, run: RunDir) -> None:
 
 def train(cfg: DictConfig) -> float:
     """Train one run from a composed config. Returns the number a sweeper maximises
-    (:func:`losslab.metrics.objective`): the final validation accuracy, NaN without a
+    (:func:`losslab.lit.metrics.objective`): the final validation accuracy, NaN without a
     validation split (a sweeper never chooses on the test set)."""
     run = RunDir(HydraConfig.get().runtime.output_dir)
     rank_zero = rank_zero_only.rank == 0

@@ -1,6 +1,6 @@
 """losslab's Hydra sweeper. Hydra instantiates sweepers only from the ``hydra_plugins``
 namespace, and its plugin scan re-executes these modules, so the class is defined here, on the
-``BasicSweeper`` of that scan; what it does is :func:`losslab.sweep.run_sweep` (documented there).
+``BasicSweeper`` of that scan; what it does is :func:`losslab.sweep.sweeper.run_sweep` (documented there).
 """
 
 from typing import Any
@@ -9,7 +9,7 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
-from losslab.sweep import ComposedOnce, run_sweep
+from losslab.sweep.sweeper import ComposedOnce, run_sweep
 
 
 class LosslabSweeper(BasicSweeper):

@@ -1,0 +1,355 @@
+"""The LightningModule: trains any net with any loss and measures the epoch curves.
+
+Curves (the book's method): after every training epoch, and once before training as epoch 0,
+the model is evaluated in eval mode on every loader of ``val_dataloader()`` (for
+:class:`~losslab.lit.data.MNISTDataModule`: the whole training set, the optional validation split
+and the test set), and the metrics of :mod:`losslab.lit.metrics` are written per split
+(``loss/<split>``, ``acc/<split>``, ``nll/<split>``, ``brier/<split>``, ``ece/<split>``), with
+``gap/acc`` (train - test accuracy), ``time/epoch`` (seconds of the epoch's training and
+evaluation) and ``lr`` (the learning rate the epoch trained with), the epoch as the x axis. Epoch 0 is measured by Lightning's sanity check, so the
+trainer must run it in full (``num_sanity_val_steps=-1``, as every config in ``conf/trainer``
+does).
+
+Several optimizer steps per training step (``steps_per_call=K > 1``): the train loader yields
+chunks of K batches and :meth:`training_step` runs K optimizer steps on them with manual
+optimization. The steps, their order and their ops are those of K = 1, so the numbers are the
+same bit for bit on CPU; what is saved is Lightning's per-step machinery, paid once per chunk.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities import rank_zero_warn
+from torch import Tensor, nn
+
+from losslab.errors import UsageError
+from losslab.lit.metrics import EpochMetrics, final_metrics
+from losslab.losses import CEELoss
+from losslab.names import BATCH_LOSS, EPOCH_TIME, GAP, KINDS, LR, SPLITS
+
+__all__ = ["LOSS_INPUTS", "Classifier", "make", "read_checkpoint"]
+
+OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+SchedulerFactory = Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler]
+Spec = Mapping[str, Any]  # {"_target_": "losslab.models.MLP", "hidden": [100], ...}
+LOSS_INPUTS = ("auto", "logits", "probabilities")
+
+
+def make(spec: Any) -> Any:
+    """The object a plain config ``spec`` describes (``{"_target_": "module.Class", **kwargs}``,
+    with ``"_partial_": True`` a ``functools.partial``), as Hydra's ``instantiate`` would build
+    it; anything that is not a mapping is returned as it is."""
+    if not isinstance(spec, Mapping):
+        return spec
+    kwargs = dict(spec)
+    if "_target_" not in kwargs:
+        raise ValueError(
+            f"a config to build must name what it builds in _target_ ('module.Class'), got the "
+            f"keys {sorted(map(str, kwargs))}"
+        )
+    target = kwargs.pop("_target_")
+    partial = kwargs.pop("_partial_", False)
+    module, _, name = target.rpartition(".")
+    factory = getattr(importlib.import_module(module), name)
+    return functools.partial(factory, **kwargs) if partial else factory(**kwargs)
+
+
+def read_checkpoint(path: str | Path, key: str) -> dict[str, Any]:
+    """A Lightning checkpoint's contents (loaded with ``weights_only=True``), or a
+    :class:`~losslab.errors.UsageError` naming ``key`` when ``path`` holds none."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"{key}={path}: no such checkpoint file")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a truncated file, another format, ...: the reason in one line
+        reason = " ".join(str(err).split())[:200]
+        raise UsageError(f"{key}={path}: not a checkpoint torch can load ({reason})") from err
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise UsageError(
+            f"{key}={path}: not a Lightning checkpoint (no state_dict); pass a .ckpt file that "
+            f"losslab-train wrote (<run>/checkpoints/last.ckpt)"
+        )
+    return checkpoint
+
+
+class Classifier(L.LightningModule):
+    """Classifier over ``net`` trained with ``loss``.
+
+    Each part is either the object itself or the plain config that builds it (a mapping with
+    ``_target_``, as in ``conf/``; see :func:`make`). ``losslab-train`` builds the parts itself
+    and saves their configs as the module's hyperparameters, so its checkpoints rebuild the
+    module alone: ``Classifier.load_from_checkpoint(path)``.
+
+    Args:
+        net: maps a batch of inputs to logits ``(N, C)``.
+        loss: ``loss(output, target)``.
+        optimizer: ``optimizer(params) -> torch.optim.Optimizer``, e.g.
+            ``functools.partial(torch.optim.SGD, lr=0.1)`` (a config: ``_partial_: true``).
+        scheduler: optional ``scheduler(optimizer) -> LRScheduler``.
+        scheduler_interval: ``"epoch"`` or ``"step"`` (once per optimizer step).
+        loss_input: what the loss receives: ``"logits"`` (the net's raw outputs),
+            ``"probabilities"`` (their softmax) or ``"auto"``: probabilities for a loss with
+            ``from_logits=False`` (the book's setting), else logits. ``"logits"`` with
+            ``SSELoss(from_logits=False)`` is the square loss on raw logits (Hui & Belkin).
+        steps_per_call: optimizer steps per training step (K); with K > 1 the train loader
+            must yield lists of K ``(x, y)`` batches (``MNISTDataModule(steps_per_call=K)``).
+
+    After ``fit``, :attr:`history` holds one dict of metrics per epoch (saved in checkpoints),
+    :attr:`status` is ``"ok"`` or ``"diverged"`` (a non-finite loss stops training) and
+    :attr:`reliability` holds the last evaluation's reliability bins per split.
+    Checkpoints hold tensors and plain data only: ``torch.load(path, weights_only=True)`` works.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module | Spec,
+        loss: nn.Module | Spec,
+        optimizer: OptimizerFactory | Spec,
+        scheduler: SchedulerFactory | Spec | None = None,
+        scheduler_interval: str = "epoch",
+        loss_input: str = "auto",
+        steps_per_call: int = 1,
+    ) -> None:
+        super().__init__()
+        if loss_input not in LOSS_INPUTS:
+            raise ValueError(f"loss_input must be one of {LOSS_INPUTS}, got {loss_input!r}")
+        if scheduler_interval not in ("epoch", "step"):
+            raise ValueError(
+                f"scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}"
+            )
+        if not isinstance(steps_per_call, int) or steps_per_call < 1:
+            raise ValueError(f"steps_per_call must be a positive integer, got {steps_per_call!r}")
+        parts = {"net": net, "loss": loss, "optimizer": optimizer, "scheduler": scheduler}
+        if all(isinstance(p, Mapping) or p is None for p in parts.values()):
+            # plain data: the checkpoint rebuilds them (named, not read from this frame)
+            self.save_hyperparameters(
+                {
+                    **parts,
+                    "scheduler_interval": scheduler_interval,
+                    "loss_input": loss_input,
+                    "steps_per_call": steps_per_call,
+                },
+                logger=False,
+            )
+        self.net, self.loss = make(net), make(loss)
+        self.optimizer_factory, self.scheduler_factory = make(optimizer), make(scheduler)
+        self.scheduler_interval = scheduler_interval
+        from_logits = getattr(self.loss, "from_logits", True)
+        if loss_input == "probabilities" and from_logits:
+            raise ValueError(
+                "loss_input='probabilities' with loss.from_logits=True would apply the softmax "
+                "twice: set loss.from_logits=false, or loss.input=auto"
+            )
+        if loss_input == "logits" and not from_logits and isinstance(self.loss, CEELoss):
+            raise ValueError(
+                "loss_input='logits' with CEELoss(from_logits=False) would take the log of raw "
+                "outputs: CEE needs loss.from_logits=true (logits in) or loss.input=auto "
+                "(softmax in)"
+            )
+        if loss_input == "auto":
+            loss_input = "logits" if from_logits else "probabilities"
+        self.wants_probabilities = loss_input == "probabilities"
+        self.automatic_optimization = steps_per_call == 1
+        self.eval_metrics = EpochMetrics(SPLITS)
+        self.history: list[dict[str, float]] = []
+        self.status = "ok"
+        self.reliability: dict[str, dict[str, list[float]]] = {}
+        self._splits: list[str] = []  # set by on_validation_epoch_start
+        self._epoch_start = math.nan
+        self._epoch_lr: float | None = None  # set by on_train_epoch_start
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+    def _loss(self, logits: Tensor, y: Tensor) -> Tensor:
+        return self.loss(logits.softmax(dim=1) if self.wants_probabilities else logits, y)
+
+    # -- training -----------------------------------------------------------------------------
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
+        if self.automatic_optimization:  # K = 1: Lightning runs the step (closure, AMP, ...)
+            x, y = batch
+            return self._loss(self.net(x), y)
+        # K > 1: the same K steps, zero_grad -> forward -> backward -> step, done here
+        optimizer = self.optimizers()
+        scheduler = self.lr_schedulers() if self.scheduler_interval == "step" else None
+        for x, y in batch:
+            optimizer.zero_grad()
+            loss = self._loss(self.net(x), y)
+            self.manual_backward(loss)
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            if self._after_step(loss) or self._max_steps_reached():
+                break
+        return None
+
+    def on_train_start(self) -> None:
+        # a run resumed mid-epoch starts its clock here (on_train_epoch_start is not called)
+        self.on_train_epoch_start()
+
+    def on_train_epoch_start(self) -> None:
+        self._epoch_start = time.perf_counter()
+        # read now: Lightning steps an epoch-interval scheduler before the epoch's evaluation,
+        # which would log the next epoch's lr
+        self._epoch_lr = self._lr()
+
+    def _lr(self) -> float | None:
+        optimizers = self.trainer.optimizers
+        return optimizers[0].param_groups[0]["lr"] if optimizers else None
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.automatic_optimization:
+            self._after_step(outputs["loss"])
+        if (
+            self._max_steps_reached()
+            and not self.trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
+        ):
+            # max_steps ends this epoch early: ask for the stop, so Lightning evaluates these
+            # weights (the epoch's point) before the checkpoint is written
+            self.trainer.should_stop = True
+
+    def on_train_epoch_end(self) -> None:
+        if not self.automatic_optimization and self.scheduler_interval == "epoch":
+            scheduler = self.lr_schedulers()
+            if scheduler is not None:
+                scheduler.step()
+
+    def _max_steps_reached(self) -> bool:
+        return 0 < self.trainer.max_steps <= self.global_step
+
+    def _after_step(self, loss: Tensor) -> bool:
+        """After optimizer step ``global_step``: write ``batch/loss`` every ``log_every_n_steps``
+        steps (the first included), and stop at the first non-finite loss. Returns True to stop.
+
+        One process: every step is checked (``.item()`` on the CPU costs nothing). Under DDP the
+        logged value is the mean over the processes, i.e. the global batch's loss, and the check
+        runs on it, at the logged steps (a collective on every step would cost more than it saves).
+        """
+        step = self.global_step
+        log_now = (step - 1) % self.trainer.log_every_n_steps == 0
+        distributed = self.trainer.world_size > 1
+        if distributed and not log_now:
+            return False
+        value = loss.detach()
+        if distributed:
+            value = self.trainer.strategy.reduce(value, reduce_op="mean")
+        value = value.item()
+        if log_now:
+            for logger in self.loggers:
+                logger.log_metrics({BATCH_LOSS: value}, step=step)
+        if not math.isfinite(value):
+            self._diverged(f"batch/loss={value} at step {step}")
+            return True
+        return False
+
+    def _diverged(self, why: str) -> None:
+        if self.status != "diverged":
+            rank_zero_warn(f"Training diverged ({why}): stopping this run.")
+        self.status = "diverged"
+        self.trainer.should_stop = True
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval},
+        }
+
+    # -- epoch curves -------------------------------------------------------------------------
+
+    def on_validation_epoch_start(self) -> None:
+        # the split of each dataloader_idx, read once per evaluation, not once per batch
+        loaders = self.trainer.val_dataloaders
+        if not isinstance(loaders, dict) or not set(loaders) <= set(SPLITS):
+            raise TypeError(
+                f"val_dataloader() must return a dict with keys among {SPLITS}, one fixed-order "
+                f"loader per split to measure (MNISTDataModule does), got {type(loaders).__name__}"
+            )
+        self._splits = list(loaders)
+
+    def _update_metrics(self, split: str, x: Tensor, y: Tensor, *true_y: Tensor) -> None:
+        logits = self.net(x)
+        self.eval_metrics.update(split, logits, y, self._loss(logits, y), *true_y)
+
+    def validation_step(
+        self, batch: tuple[Tensor, ...], batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        """``(x, y)``, or ``(x, y, true y)`` for a split with label noise."""
+        self._update_metrics(self._splits[dataloader_idx], *batch)
+
+    def _compute(self, split: str) -> dict[str, Tensor]:
+        """The split's metrics (synced across DDP processes: each sample counted once); resets."""
+        values, self.reliability[split] = self.eval_metrics.compute(split)
+        return values
+
+    def on_validation_epoch_end(self) -> None:
+        metrics: dict[str, Tensor] = {}
+        for split in self._splits:
+            metrics.update(self._compute(split))
+        if "acc/train" in metrics and "acc/test" in metrics:
+            metrics[GAP] = metrics["acc/train"] - metrics["acc/test"]
+        # For callbacks that monitor a metric (ModelCheckpoint(monitor="acc/val"), EarlyStopping)
+        # and the progress bar; the loggers get the epoch-indexed values below. The values are
+        # already global after compute(): sync_dist only tells Lightning so.
+        shown = {k: v for k, v in metrics.items() if k in ("acc/val", "acc/test")}
+        rest = {k: v for k, v in metrics.items() if k not in shown}
+        self.log_dict(shown, logger=False, sync_dist=True, prog_bar=True)
+        self.log_dict(rest, logger=False, sync_dist=True)
+
+        if self.trainer.sanity_checking:
+            if self.history:
+                return  # resumed from a checkpoint: epoch 0 was measured by the first run
+            if self.trainer.num_sanity_val_steps != float("inf"):
+                rank_zero_warn("epoch 0 is not logged: set trainer.num_sanity_val_steps=-1")
+                return
+            epoch = 0
+        else:
+            epoch = self.current_epoch + 1
+        values = {k: v.item() for k, v in metrics.items()}
+        if epoch > 0:
+            values[EPOCH_TIME] = time.perf_counter() - self._epoch_start
+        # the lr the epoch trained with (its first step's); epoch 0: the initial one
+        lr = self._epoch_lr if epoch > 0 else self._lr()
+        if lr is not None:
+            values[LR] = lr
+        self.history.append({"epoch": epoch, "step": self.global_step, **values})
+        for logger in self.loggers:
+            logger.log_metrics(values, step=epoch)
+        if not all(math.isfinite(v) for k, v in values.items() if k.split("/")[0] in KINDS):
+            self._diverged(f"non-finite epoch metrics at epoch {epoch}")
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        """``trainer.test(module, datamodule)``: the test split's metrics, as the curves have them."""
+        self._update_metrics("test", *batch)
+
+    def on_test_epoch_end(self) -> None:
+        for key, value in self._compute("test").items():
+            self.log(key, value, sync_dist=True)
+
+    def final_metrics(self) -> dict[str, float]:
+        """The HPARAMS metrics of the last epoch (:func:`losslab.lit.metrics.final_metrics`)."""
+        return final_metrics(self.history)
+
+    # -- checkpoints --------------------------------------------------------------------------
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["losslab"] = {"history": self.history, "status": self.status}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("losslab", {})
+        self.history = list(state.get("history", []))
+        self.status = state.get("status", "ok")

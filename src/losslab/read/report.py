@@ -1,0 +1,247 @@
+"""``losslab-report PATH``: tables and a figure for a run, a sweep, or a study stage.
+
+``PATH`` may be a run (``logs/<task>/runs/<time>``) or any folder above runs (a sweep,
+``logs/<task>/multiruns/<time>``). Writes into ``PATH`` (or ``--out DIR``):
+
+- ``summary.md`` / ``summary.csv``: one row per run (:data:`losslab.read.runs.COLUMNS`): loss, batch
+  size, lr, label noise, seed, epochs, the final validation and test accuracy, the best epoch and
+  its accuracy, the test accuracy at that epoch, train accuracy, gap, test NLL, ECE and Brier
+  score, test loss, seconds per epoch, status and, for a failed job, the first line of its error.
+- **Selection is made on validation.** When the runs hold a validation split
+  (``data.val_size > 0``) the rows are ranked, the best run is marked ``*`` and the best epoch
+  is found by validation accuracy; test is only reported. Without one the ranking is by test
+  accuracy, and the report says plainly that this is not a fair selection.
+- ``groups.md`` / ``groups.csv`` when some runs differ only in ``seed``: one row per group,
+  every metric as mean, standard deviation, n and a 95% confidence interval (Student's t); with
+  n = 1 no interval is shown.
+- ``curves.png``: train / val / test accuracy (solid) and loss (dashed) per epoch, one panel
+  per run, or per group (mean, with a 95% band) when seeds repeat; a grid of batch size x loss
+  when the runs or groups form one.
+
+Statuses (:meth:`losslab.run.rundir.RunDir.status`): ``ok``; ``diverged`` (a non-finite loss
+stopped it); ``failed`` (a sweep job that raised: ``error.txt``); ``incomplete`` (started, not
+ended: still running, or killed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from losslab.read.figures import mean_curves, plot_curves
+from losslab.read.runs import COLUMNS, Run, read_runs
+from losslab.read.stats import summarize
+from losslab.read.tables import cell, markdown_table, mean_ci, write_csv
+
+__all__ = ["GROUP_METRICS", "main", "report"]
+
+# metrics aggregated over the seeds of a group (comparable across losses, test_loss excepted)
+GROUP_METRICS = ("val_acc", "test_acc", "test_nll", "test_ece", "test_brier", "gap", "test_loss")
+_TEXT = {"best", "run", "loss", "status", "error", "group"}
+_STATUS_ORDER = {"ok": 0, "diverged": 1, "incomplete": 2, "failed": 3}
+
+
+def _selection(rows: list[dict[str, Any]]) -> str:
+    """``val`` when every ranked run holds a validation split, else ``test``."""
+    ranked = [r for r in rows if r["status"] == "ok"]
+    return "val" if ranked and all(r["val_acc"] is not None for r in ranked) else "test"
+
+
+def _sort_key(row: dict[str, Any], metric: str) -> tuple:
+    value = row.get(metric)
+    ranked = row["status"] == "ok" and value is not None and math.isfinite(value)
+    order = 0 if ranked else _STATUS_ORDER.get(row["status"], 1)
+    return (order, -value if ranked else 0.0, row["run"])
+
+
+def _groups(runs: list[Run]) -> list[tuple[str, list[Run]]]:
+    """Finished runs by group, in first-seen order, each named by the overrides that set it
+    apart from the other groups (``loss=sse,data.batch_size=100``)."""
+    groups: dict[tuple[str, ...], list[Run]] = {}
+    for run in runs:
+        if run.row["status"] == "ok":
+            groups.setdefault(run.group, []).append(run)
+    common = set.intersection(*map(set, groups)) if len(groups) > 1 else set()
+    return [
+        (",".join(o for o in key if o not in common), members) for key, members in groups.items()
+    ]
+
+
+def _group_rows(groups: list[tuple[str, list[Run]]], selection: str) -> list[dict[str, Any]]:
+    rows = []
+    for name, members in groups:
+        first = members[0].row
+        row: dict[str, Any] = {
+            "best": "",
+            "group": name or "(defaults)",
+            "loss": first["loss"],
+            "batch_size": first["batch_size"],
+            "lr": first["lr"],
+            "seeds": " ".join(
+                str(s) for s in sorted(r.row["seed"] for r in members if r.row["seed"] is not None)
+            ),
+        }
+        for metric in GROUP_METRICS:
+            stats = summarize([r.row[metric] for r in members])
+            row["n"] = max(row.get("n", 0), stats["n"])
+            for key, value in stats.items():
+                if key != "n":
+                    row[f"{metric}_{key}"] = value
+        rows.append(row)
+    key = f"{selection}_acc_mean"
+    rows.sort(key=lambda r: -(r[key] if r[key] is not None else -math.inf))
+    if rows and rows[0][key] is not None:
+        rows[0]["best"] = "*"
+    return rows
+
+
+def _runs_table(rows: list[dict[str, Any]]) -> str:
+    """The runs, without the columns that are empty in every row."""
+    keys = [k for k in COLUMNS if k in ("best", "run") or any(r[k] not in (None, "") for r in rows)]
+    body = [[cell(k, r[k]) for k in keys] for r in rows]
+    return markdown_table([COLUMNS[k] for k in keys], body, [k in _TEXT for k in keys])
+
+
+def _groups_table(rows: list[dict[str, Any]]) -> str:
+    metrics = [m for m in GROUP_METRICS if any(r[f"{m}_mean"] is not None for r in rows)]
+    header = ["best", "group", "loss", "batch size", "lr", "n", *(COLUMNS[m] for m in metrics)]
+    body = [
+        [
+            r["best"],
+            cell("group", r["group"]),
+            cell("loss", r["loss"]),
+            cell("batch_size", r["batch_size"]),
+            cell("lr", r["lr"]),
+            str(r["n"]),
+            *(
+                mean_ci(
+                    {k: r[f"{m}_{k}"] for k in ("mean", "std", "ci_low", "ci_high")} | {"n": r["n"]}
+                )
+                for m in metrics
+            ),
+        ]
+        for r in rows
+    ]
+    return markdown_table(
+        header, body, [True, True, True, False, False, False, *([False] * len(metrics))]
+    )
+
+
+def _selection_note(selection: str) -> str:
+    if selection == "val":
+        return (
+            "Ranked by final **validation** accuracy: the best run (`*`) and each run's best "
+            "epoch are chosen on the validation split; test is only reported."
+        )
+    return (
+        "Ranked by final **test** accuracy because these runs hold no validation split "
+        "(`data.val_size=0`): **this ranking is not a fair selection** (choosing on the test "
+        "set overstates what the choice will do on new data). Hold out a validation split "
+        "(`data.val_size=10000`) to choose."
+    )
+
+
+def report(path: Path, out_dir: Path | None = None) -> list[dict[str, Any]]:
+    """Summarise every run under ``path``; write ``summary.md``, ``summary.csv``,
+    ``curves.png`` (and ``groups.md``, ``groups.csv`` when seeds repeat) into ``out_dir``
+    (default ``path``); print the tables; return the run rows.
+
+    Rows are dicts keyed by :data:`~losslab.read.runs.COLUMNS`, sorted best first by the selection
+    metric (``*`` on the best ``ok`` run). Missing values are ``None``.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: no run under ``path``.
+    """
+    path = Path(path)
+    runs = read_runs(path)
+    rows = [r.row for r in runs]
+    selection = _selection(rows)
+    order = sorted(range(len(runs)), key=lambda i: _sort_key(rows[i], f"{selection}_acc"))
+    runs, rows = [runs[i] for i in order], [rows[i] for i in order]
+    if rows[0]["status"] == "ok" and rows[0][f"{selection}_acc"] is not None:
+        rows[0]["best"] = "*"
+
+    out_dir = Path(out_dir) if out_dir is not None else path
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table = _runs_table(rows)
+    write_csv(rows, list(COLUMNS), out_dir / "summary.csv")
+    note = _selection_note(selection)
+    failed = sum(r["status"] == "failed" for r in rows)
+    text = [f"# losslab report: {path}", "", f"{len(rows)} run(s); {note}", ""]
+    if failed:
+        text += [f"**{failed} run(s) failed**: see `error.txt` in their folders.", ""]
+    text += [
+        "Accuracies, NLL, ECE and Brier are measured on the full splits after the last epoch; "
+        "gap = train - test accuracy; NLL, ECE and Brier compare across losses, the loss values "
+        "do not; s/epoch = seconds of training and evaluation per epoch.",
+        "",
+        table,
+        "",
+    ]
+    groups = _groups(runs)
+    printed = table
+    if any(len(members) > 1 for _, members in groups):
+        group_rows = _group_rows(groups, selection)
+        fields = ["best", "group", "loss", "batch_size", "lr", "n", "seeds"]
+        fields += [f"{m}_{k}" for m in GROUP_METRICS for k in ("mean", "std", "ci_low", "ci_high")]
+        write_csv(group_rows, fields, out_dir / "groups.csv")
+        group_table = _groups_table(group_rows)
+        (out_dir / "groups.md").write_text(
+            f"# Runs that differ only in seed: {path}\n\nmean ± half-width of the 95% confidence "
+            f"interval (Student's t), sd = sample standard deviation, n = seeds; ranked by "
+            f"{selection} accuracy.\n\n{group_table}\n"
+        )
+        text += ["## Over seeds", "", group_table, ""]
+        printed += "\n\n" + group_table
+        panels = []
+        for name, members in groups:
+            means, bands = mean_curves([m.curves for m in members])
+            panels.append((f"{name} (mean of {len(members)})", means, bands, members[0].row))
+        heading = "mean over seeds with 95% band, per epoch"
+    else:
+        panels = [
+            (
+                r.name + ("" if r.row["status"] == "ok" else f"  [{r.row['status']}]"),
+                r.curves,
+                None,
+                r.row,
+            )
+            for r in runs
+        ]
+        heading = "train / val / test accuracy and loss per epoch"
+    (out_dir / "summary.md").write_text("\n".join([*text, "![curves](curves.png)", ""]))
+    if panels:
+        plot_curves(panels, heading, out_dir / "curves.png")
+    print(f"{printed}\n\n{note}\nlosslab-report: summary.md, summary.csv, curves.png in {out_dir}")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``losslab-report PATH [--out DIR]``; returns the exit status (2 when nothing to report)."""
+    parser = argparse.ArgumentParser(
+        prog="losslab-report",
+        description="Summary tables (Markdown + CSV) and curves figure of losslab runs.",
+    )
+    parser.add_argument(
+        "path",
+        type=Path,
+        help="a run (logs/<task>/runs/<time>) or a sweep (logs/<task>/multiruns/<time>)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="folder for the outputs (default: PATH)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        report(args.path, args.out)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"losslab-report: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Sweeps (``losslab-train -m``, orchestration half): losslab's Hydra sweeper and what it prints."""

@@ -1,0 +1,189 @@
+"""build.build: from a checked config to the run's objects, in this process (no training): the
+Trainer's loggers, callbacks and settings, the HPARAMS row, init_from's weights, the data check."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import REPO_ROOT, compose_train
+from hydra import initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from lightning.pytorch.callbacks import RichProgressBar
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from omegaconf import OmegaConf
+
+from losslab.errors import UsageError
+from losslab.models import ACTIVATIONS
+from losslab.run.build import build
+from losslab.run.callbacks import EpochCheckpoint, EpochLog, TensorBoardSummary
+
+
+def built(tmp_path, overrides, ckpt_path=None, swept=None, replay=False):
+    """``build`` on the config losslab-train composes from ``overrides`` (the tiny MNIST)."""
+    cfg = compose_train(
+        [f"data.data_dir={tmp_path}", "data.download=false", *overrides],
+        output_dir=str(tmp_path / "run"),
+    )
+    choices = dict(HydraConfig.get().runtime.choices)
+    with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
+        return cfg, build(cfg, choices, ckpt_path, swept or {}, replay)
+
+
+def test_the_trainer_gets_the_configs_loggers_callbacks_and_settings(tiny_mnist, tmp_path):
+    _, (dm, module, trainer, hparams) = built(
+        tiny_mnist["root"], ["loss=sse", "optimizer.lr=0.3", "trainer.max_epochs=3"],
+        swept={"loss": ["sse", "cee"]},
+    )  # fmt: skip
+    assert (dm.batch_size, module.hparams.optimizer["lr"]) == (100, 0.3)
+    assert (trainer.max_epochs, trainer.num_sanity_val_steps) == (3, float("inf"))  # -1: all
+    assert [type(x) for x in trainer.loggers] == [TensorBoardLogger]
+    assert trainer.loggers[0].log_dir.rstrip("/") == str(tiny_mnist["root"] / "run")
+    kinds = [type(c) for c in trainer.callbacks]
+    for kind in (EpochCheckpoint, TensorBoardSummary, EpochLog):
+        assert kinds.count(kind) == 1, kinds
+    assert RichProgressBar not in kinds  # the tests' stdout is no terminal
+    assert trainer.checkpoint_callback is not None
+    assert not trainer.progress_bar_callback
+    log = next(c for c in trainer.callbacks if isinstance(c, EpochLog))
+    assert log.console  # no progress bar: each epoch's line is printed
+    summary = next(c for c in trainer.callbacks if isinstance(c, TensorBoardSummary))
+    assert summary.hparams is hparams
+    assert summary.replay is False
+    assert (hparams["loss"], hparams["lr"], hparams["batch_size"]) == ("sse", 0.3, 100)
+    assert summary.differs == ["loss"]
+    assert summary.domains["loss"] == sorted(
+        p.stem for p in (REPO_ROOT / "conf/loss").glob("*.yaml")
+    )
+    assert summary.domains["activation"] == sorted(ACTIVATIONS)
+
+
+def test_a_resume_skips_the_sanity_pass_and_no_group_switches_logging_and_checkpoints_off(
+    tiny_mnist, tmp_path
+):
+    _, (_, _, trainer, _) = built(tiny_mnist["root"], [], ckpt_path="last", replay=True)
+    assert trainer.num_sanity_val_steps == 0
+    summary = next(c for c in trainer.callbacks if isinstance(c, TensorBoardSummary))
+    assert summary.replay is True
+    _, (_, _, trainer, _) = built(tiny_mnist["root"], ["logger=csv", "~callbacks"])
+    assert [type(x) for x in trainer.loggers] == [CSVLogger]
+    assert trainer.checkpoint_callback is None
+    assert sorted(type(c).__name__ for c in trainer.callbacks if type(c).__module__.startswith(
+        "losslab")) == ["EpochLog", "TensorBoardSummary"]  # fmt: skip
+    _, (_, _, trainer, _) = built(tiny_mnist["root"], ["~logger"])
+    assert trainer.loggers == []
+
+
+def test_a_tty_gets_the_progress_bar_and_no_epoch_lines(tiny_mnist, monkeypatch):
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True)
+    _, (_, _, trainer, _) = built(tiny_mnist["root"], [])
+    assert isinstance(trainer.progress_bar_callback, RichProgressBar)
+    assert not next(c for c in trainer.callbacks if isinstance(c, EpochLog)).console
+    _, (_, _, trainer, _) = built(tiny_mnist["root"], ["trainer.enable_progress_bar=false"])
+    assert trainer.progress_bar_callback is None
+
+
+def test_init_from_loads_the_weights_of_a_checkpoint_and_only_them(tiny_mnist, tmp_path):
+    _, (_, source, _, _) = built(tiny_mnist["root"], ["seed=5"])
+    with torch.no_grad():
+        for p in source.parameters():
+            p.fill_(0.25)
+    ckpt = tmp_path / "w.ckpt"
+    torch.save({"state_dict": source.state_dict()}, ckpt)
+    _, (_, module, _, _) = built(tiny_mnist["root"], [f"+init_from={ckpt}"])
+    assert all(torch.equal(p, torch.full_like(p, 0.25)) for p in module.parameters())
+    _, (_, fresh, _, _) = built(tiny_mnist["root"], [])
+    assert not any(torch.equal(p, torch.full_like(p, 0.25)) for p in fresh.parameters())
+
+
+def test_init_from_names_the_first_misfit_and_counts_the_rest(tiny_mnist, tmp_path):
+    _, (_, source, _, _) = built(tiny_mnist["root"], ["model.hidden=[50]"])
+    ckpt = tmp_path / "w.ckpt"
+    torch.save({"state_dict": source.state_dict()}, ckpt)
+    with pytest.raises(UsageError) as info:
+        built(tiny_mnist["root"], [f"+init_from={ckpt}"])
+    assert str(info.value) == (
+        f"init_from={ckpt}: its weights do not fit this run's model (net.layers.1.weight is "
+        "[50, 784] there, [100, 784] here, and 2 more); init_from needs the model.* settings of "
+        "the run that wrote it"
+    )
+    _, (_, fits, _, _) = built(tiny_mnist["root"], [])
+    state = dict(fits.state_dict())
+    for extra, tail in (("a", ""), ("b", ", and 1 more")):
+        state[f"extra.{extra}"] = torch.zeros(1)
+        torch.save({"state_dict": state}, ckpt)
+        with pytest.raises(UsageError) as info:
+            built(tiny_mnist["root"], [f"+init_from={ckpt}"])
+        assert str(info.value) == (
+            f"init_from={ckpt}: its weights do not fit this run's model (extra.a is not in this "
+            f"model{tail}); init_from needs the model.* settings of the run that wrote it"
+        )
+
+
+def test_missing_files_without_download_stop_the_build_in_one_line(tmp_path):
+    with pytest.raises(UsageError) as info:
+        built(tmp_path, [])
+    message = str(info.value)
+    assert "\n" not in message, message
+    assert "train-images-idx3-ubyte" in message, message
+
+
+def test_parts_save_each_parts_plain_config_as_the_modules_hyperparameters(tmp_path):
+    """What a checkpoint rebuilds the module from: the plain configs of net, loss, optimizer
+    and scheduler, with the loss's input and the scheduler's interval taken out as the
+    Classifier's own arguments."""
+    from losslab.run.build import parts
+
+    cfg = compose_train(["loss=sse", "loss.input=probabilities", "loss.from_logits=false", "scheduler=step",
+                         "scheduler.interval=step", "optimizer.lr=0.2", "trainer.steps_per_call=4",
+                         "model.hidden=[7]"], output_dir=str(tmp_path))  # fmt: skip
+    dm, module = parts(cfg)
+    assert dict(module.hparams) == {
+        "net": {**OmegaConf.to_container(cfg.model), "hidden": [7]},
+        "loss": {"_target_": "losslab.losses.SSELoss", "from_logits": False},
+        "optimizer": OmegaConf.to_container(cfg.optimizer),
+        "scheduler": {
+            "_target_": "torch.optim.lr_scheduler.StepLR",
+            "_partial_": True,
+            "step_size": 2,
+            "gamma": 0.5,
+        },
+        "scheduler_interval": "step",
+        "loss_input": "probabilities",
+        "steps_per_call": 4,
+    }
+    assert module.hparams.optimizer["lr"] == 0.2
+    assert (module.scheduler_interval, module.wants_probabilities) == ("step", True)
+    assert not module.automatic_optimization  # 4 steps a call: losslab steps the optimizer
+    assert dm.steps_per_call == 4
+    plain = compose_train(["scheduler=none"], output_dir=str(tmp_path))
+    _, module = parts(plain)
+    assert (module.hparams.scheduler, module.hparams.scheduler_interval) == (None, "epoch")
+    assert module.hparams.loss_input == "auto"
+
+
+def test_a_loss_or_scheduler_config_without_input_or_interval_gets_auto_and_epoch(tmp_path):
+    """A user's own loss or scheduler config may leave ``input`` and ``interval`` out."""
+    from losslab.run.build import parts
+
+    cfg = compose_train(["scheduler=step"], output_dir=str(tmp_path))
+    plain = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    del plain.loss["input"], plain.scheduler["interval"]
+    _, module = parts(plain)
+    assert (module.hparams.loss_input, module.hparams.scheduler_interval) == ("auto", "epoch")
+    assert module.scheduler_interval == "epoch"
+    assert not module.wants_probabilities  # auto with logits in: the loss gets logits
+    optimizer = torch.optim.SGD(module.parameters(), lr=1.0)
+    scheduler = module.scheduler_factory(optimizer)  # the step config's StepLR, built
+    assert isinstance(scheduler, torch.optim.lr_scheduler.StepLR)
+    assert (scheduler.step_size, scheduler.gamma) == (2, 0.5)
+
+
+def test_a_scheduler_config_that_names_nothing_to_build_is_refused_as_scheduler(tmp_path):
+    from losslab.run.build import parts
+
+    cfg = compose_train(["scheduler=step"], output_dir=str(tmp_path))
+    plain = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    del plain.scheduler["_target_"]
+    with pytest.raises(UsageError, match=r"^scheduler: a config to build must name what it "
+                       r"builds in _target_"):  # fmt: skip
+        parts(plain)

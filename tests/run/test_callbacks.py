@@ -1,0 +1,105 @@
+"""The callbacks losslab-train adds, in this process with stand-ins for the trainer and the
+module: the epoch lines (which epochs print, once each, in which words) and the checkpoint names
+that count epochs from 1."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from types import SimpleNamespace
+
+import pytest
+
+from losslab.names import EPOCH_TIME
+from losslab.run.callbacks import EpochCheckpoint, EpochLog
+
+
+def point(epoch: int, **more: float) -> dict:
+    return {"epoch": epoch, "acc/train": 0.5 + epoch / 10, "loss/train": 1.0 - epoch / 10,
+            "acc/test": 0.4 + epoch / 10, "loss/test": 1.5 - epoch / 10, **more}  # fmt: skip
+
+
+@pytest.fixture
+def lines() -> Iterator[list[str]]:
+    """The messages of the ``losslab`` logger (which does not propagate to the root logger)."""
+    messages: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger = logging.getLogger("losslab")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield messages
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
+def test_each_epoch_prints_once_with_each_split_it_measured(lines):
+    log = EpochLog(console=False)
+    trainer = SimpleNamespace(ckpt_path=None, is_global_zero=True)
+    module = SimpleNamespace(history=[point(0)])
+    log.on_train_start(trainer, module)
+    module.history.append(point(1, **{"nll/test": 0.25, "ece/test": 0.0312, EPOCH_TIME: 1.04}))
+    log.on_train_epoch_end(trainer, module)
+    log.on_train_end(trainer, module)  # the same last point: not again
+    module.history.append({**point(2), "acc/val": 0.75, "loss/val": 0.6})
+    log.on_train_end(trainer, module)
+    assert lines == [
+        "epoch   0  |  train acc 0.5000 loss 1.0000  |  test acc 0.4000 loss 1.5000",
+        "epoch   1  |  train acc 0.6000 loss 0.9000  |  test acc 0.5000 loss 1.4000  |  "
+        "test nll 0.2500 ece 0.0312  |  1.0 s",
+        "epoch   2  |  train acc 0.7000 loss 0.8000  |  val acc 0.7500 loss 0.6000  |  "
+        "test acc 0.6000 loss 1.3000",
+    ]
+
+
+def test_a_resumed_run_prints_only_the_epochs_after_its_checkpoint(lines):
+    log = EpochLog(console=True)
+    module = SimpleNamespace(history=[point(0), point(1), point(2)])
+    log.on_train_start(SimpleNamespace(ckpt_path="last.ckpt", is_global_zero=True), module)
+    assert lines == []
+    module.history.append(point(3))
+    log.on_train_epoch_end(SimpleNamespace(ckpt_path="last.ckpt", is_global_zero=True), module)
+    assert lines == ["epoch   3  |  train acc 0.8000 loss 0.7000  |  test acc 0.7000 loss 1.2000"]
+
+
+def test_a_fresh_run_from_a_checkpoints_weights_prints_its_epoch_zero(lines):
+    log = EpochLog(console=True)
+    log.on_train_start(SimpleNamespace(ckpt_path=None, is_global_zero=True),
+                       SimpleNamespace(history=[point(0)]))  # fmt: skip
+    assert len(lines) == 1
+    log.on_train_start(SimpleNamespace(ckpt_path="x.ckpt", is_global_zero=True),
+                       SimpleNamespace(history=[]))  # fmt: skip
+    assert len(lines) == 1
+
+
+def test_only_rank_zero_prints(lines):
+    log = EpochLog(console=True)
+    log.on_train_start(SimpleNamespace(ckpt_path=None, is_global_zero=False),
+                       SimpleNamespace(history=[point(0)]))  # fmt: skip
+    assert lines == []
+    assert log.console is True
+
+
+def test_a_checkpoint_is_named_by_the_epochs_it_holds(tmp_path):
+    checkpoint = EpochCheckpoint(dirpath=tmp_path)
+    assert checkpoint.format_checkpoint_name({"epoch": 4, "step": 3000}) == str(
+        tmp_path / "epoch=5-step=3000.ckpt"
+    )
+    named = EpochCheckpoint(dirpath=tmp_path, filename="best-{step}")
+    assert named.format_checkpoint_name({"step": 7}) == str(tmp_path / "best-step=7.ckpt")
+    assert named.format_checkpoint_name({"step": 7}, ver=2) == str(tmp_path / "best-step=7-v2.ckpt")
+
+
+def test_an_epoch_line_the_progress_bar_would_garble_stays_off_the_console():
+    from losslab.train import _ConsoleFilter
+
+    def record(**extra) -> logging.LogRecord:
+        made = logging.LogRecord("losslab", logging.INFO, __file__, 1, "epoch   1", None, None)
+        made.__dict__.update(extra)
+        return made
+
+    console = _ConsoleFilter()
+    assert console.filter(record()) is True  # every other message is shown
+    assert console.filter(record(console=True)) is True
+    assert console.filter(record(console=False)) is False

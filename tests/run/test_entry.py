@@ -1,0 +1,63 @@
+"""losslab-train's entry point, what a shell sees once Hydra has returned: a refused run's one
+line and status 2, a sweep's failed jobs and status 1 (the runs themselves: test_tiny_run)."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+import losslab.train
+from losslab.errors import UsageError
+from losslab.sweep import sweeper as sweep
+
+
+@pytest.fixture
+def entry(monkeypatch):
+    """``entry(argv)`` with Hydra's part replaced by what its runs leave behind: ``refused``
+    (a single run's UsageError) or ``failed`` (a sweep's job names)."""
+    monkeypatch.setattr(losslab.train, "REFUSED", [])
+    monkeypatch.setattr(sweep, "FAILED_JOBS", [])
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+
+    def run(argv: list[str], refused: tuple = (), failed: tuple = ()) -> list[str]:
+        seen = []
+
+        def run_hydra(prog, main):
+            seen.extend([prog, *sys.argv[1:]])
+            losslab.train.REFUSED.extend(refused)
+            sweep.FAILED_JOBS.extend(failed)
+
+        monkeypatch.setattr(losslab.train, "run_hydra", run_hydra)
+        monkeypatch.setattr(sys, "argv", ["losslab-train", *argv])
+        losslab.train.entry()
+        return seen
+
+    return run
+
+
+def test_a_run_that_ends_well_exits_quietly_with_hydras_arguments(entry, capsys):
+    assert entry(["loss=sse", "-m"]) == ["losslab-train", "loss=sse", "-m"]
+    assert capsys.readouterr().err == ""
+
+
+def test_a_refused_run_exits_2_with_its_one_line(entry, capsys):
+    with pytest.raises(SystemExit) as info:
+        entry(["data.batch_size=0"], refused=[UsageError("data.batch_size must be >= 1")])
+    assert info.value.code == 2
+    assert capsys.readouterr().err == "losslab-train: error: data.batch_size must be >= 1\n"
+
+
+def test_hydra_full_error_shows_the_refusal_as_a_traceback(entry, monkeypatch):
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+    with pytest.raises(UsageError, match=r"^seed must be >= 0$"):
+        entry(["seed=-1"], refused=[UsageError("seed must be >= 0")])
+
+
+def test_failed_jobs_of_a_sweep_exit_1_naming_each(entry, capsys):
+    with pytest.raises(SystemExit) as info:
+        entry(["-m", "loss=sse,cee"], failed=["loss=sse", "loss=cee"])
+    assert info.value.code == 1
+    assert capsys.readouterr().err == (
+        "losslab-train: error: 2 job(s) of the sweep failed: loss=sse, loss=cee\n"
+    )
