@@ -444,8 +444,8 @@ def test_a_sweep_launches_its_batches_in_turn_and_records_the_jobs_that_fail(
 ):
     """Three jobs, one a launch; job seed=1 crashes, seed=3 is refused: each failure is written
     into its folder and named, and the sweep goes on. Hydra numbers the jobs across the launches."""
-    from losslab.sweep import sweeper as sweep_module
     from losslab.errors import UsageError
+    from losslab.sweep import sweeper as sweep_module
 
     monkeypatch.setattr(sweep_module, "FAILED_JOBS", [])
     fails = {"seed=1": crashed("simulated crash\nsecond line"),
