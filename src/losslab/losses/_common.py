@@ -7,6 +7,7 @@ import warnings
 
 import torch
 from torch import Tensor
+from torch._subclasses.fake_tensor import is_fake
 
 REDUCTIONS = ("none", "mean", "sum")
 LOW_PRECISION = (torch.float16, torch.bfloat16)
@@ -107,14 +108,29 @@ def _is_probability_target(input: Tensor, target: Tensor, class_dim: int) -> boo
     )
 
 
+def _concrete(tensor: Tensor) -> bool:
+    """Whether ``tensor`` holds values Python may look at: not while torch.compile or
+    torch.export traces, not on the meta device, not a FakeTensor, not wrapped by a
+    ``torch.func`` transform (``vmap`` forbids data-dependent control flow)."""
+    return not (
+        torch.compiler.is_compiling()
+        or tensor.is_meta
+        or is_fake(tensor)
+        or torch._C._functorch.is_functorch_wrapped_tensor(tensor)
+    )
+
+
 def _check_indices(target: Tensor, num_classes: int, ignore_index: int | None) -> None:
     """IndexError for a class index outside [0, C) (ignore_index excepted).
 
-    A data-dependent check: skipped while torch.compile traces (it would break the graph), and
-    asynchronous on CUDA (a device-side assert, as torch's own losses do there) so that it never
-    stalls the GPU pipeline with a host sync on every step.
+    A data-dependent check, made where values are concrete (:func:`_concrete`): in eager mode
+    an IndexError on the CPU, and on CUDA an asynchronous device-side assert (as torch's own
+    losses do there), which never stalls the GPU pipeline with a host sync. Under
+    ``torch.compile``, ``torch.export``, ``torch.func`` transforms, the meta device and
+    FakeTensor it is skipped: there the values are not known, and an out-of-range index fails in
+    the gather or one-hot that reads it (an index error of that op on the CPU).
     """
-    if torch.compiler.is_compiling():
+    if not _concrete(target):
         return
     if not target.is_cuda and target.numel():
         low, high = torch.aminmax(target)  # one pass; the common case ends here

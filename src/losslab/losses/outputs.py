@@ -24,20 +24,34 @@ __all__ = ["MAELoss", "SSELoss", "mae_loss", "sse_loss"]
 
 
 def _outputs_and_targets(
-    function: str, input: Tensor, target: Tensor, reduction: str, from_logits: bool
-) -> tuple[Tensor, Tensor, int, torch.dtype]:
-    """The checked arguments of SSE and MAE as ``(y, t, class_dim, result_dtype)``.
+    function: str,
+    input: Tensor,
+    target: Tensor,
+    reduction: str,
+    from_logits: bool,
+    ignore_index: int,
+) -> tuple[Tensor, Tensor, int, torch.dtype, Tensor | None]:
+    """The checked arguments of SSE and MAE as ``(y, t, class_dim, result_dtype, counted)``.
 
     ``y`` is ``softmax(input)`` (``from_logits=True``) or ``input``, ``t`` the probability or
-    one-hot target; both in the compute dtype and of the input's shape.
+    one-hot target; both in the compute dtype and of the input's shape. ``counted``: for index
+    targets, the samples whose target is not ``ignore_index`` (None for probability targets).
     """
     _check_tensor(input, function, "input", 1)
     _check_tensor(target, function, "target", 2)
     _check_options(reduction)
     dim = _class_dim(input)
     is_prob = _is_probability_target(input, target, dim)
+    counted = None
     if not is_prob:
-        _check_indices(target, input.shape[dim], None)
+        _check_indices(target, input.shape[dim], ignore_index)
+        counted = target != ignore_index
+        target = target.masked_fill(~counted, 0)  # any class: the row counts nothing
+    elif ignore_index >= 0:  # as F.cross_entropy: only index targets can be ignored
+        raise ValueError(
+            f"ignore_index={ignore_index} is not supported with class-probability targets "
+            f"(target of the input's shape {tuple(input.shape)}); leave it at -100"
+        )
 
     input, target = _autocast_float32(input), _autocast_float32(target)
     out_dtype = _result_dtype(input, target, is_prob)
@@ -49,9 +63,18 @@ def _outputs_and_targets(
         y = x
     if is_prob:
         t = target.to(x.dtype)
-    else:
-        t = torch.zeros_like(y).scatter_(dim, target.long().unsqueeze(dim), 1.0)
-    return y, t, dim, out_dtype
+    else:  # out of place: torch.func's vmap batches it
+        t = torch.zeros_like(y).scatter(dim, target.long().unsqueeze(dim), 1.0)
+    return y, t, dim, out_dtype, counted
+
+
+def _reduce_counted(loss: Tensor, reduction: str, counted: Tensor | None) -> Tensor:
+    """An ignored sample adds 0, and the mean is over the counted samples (as torch's losses
+    with ``ignore_index``)."""
+    if counted is None:
+        return _reduce(loss, reduction)
+    loss = loss.masked_fill(~counted, 0.0)
+    return _reduce(loss, reduction, counted.sum().to(loss.dtype))
 
 
 def sse_loss(
@@ -60,6 +83,7 @@ def sse_loss(
     *,
     reduction: str = "mean",
     from_logits: bool = True,
+    ignore_index: int = -100,
 ) -> Tensor:
     r"""Sum of squares for error :math:`E = \frac{1}{2} \sum_k (y_k - t_k)^2`, per sample.
 
@@ -77,8 +101,11 @@ def sse_loss(
         input: scores or probabilities, ``(C,)``, ``(N, C)`` or ``(N, C, d1, ..., dk)``.
         target: class indices (integer, input's shape without the class dimension, values in
             ``[0, C)``) or class probabilities / one-hot (floating, input's shape).
-        reduction: ``"none"`` (per-sample loss), ``"mean"`` (per-sample mean) or ``"sum"``.
+        reduction: ``"none"`` (per-sample loss), ``"mean"`` (per-sample mean, over the samples
+            not ignored) or ``"sum"``.
         from_logits: whether ``input`` is scores (True) or probabilities (False).
+        ignore_index: index target value that contributes nothing (index targets only), as in
+            ``F.cross_entropy``.
 
     Returns:
         A scalar, or the per-sample losses (input's shape without the class dimension) with
@@ -89,9 +116,11 @@ def sse_loss(
         >>> round(sse_loss(y, torch.tensor([2]), from_logits=False).item(), 4)
         0.0975
     """
-    y, t, dim, out_dtype = _outputs_and_targets("sse_loss", input, target, reduction, from_logits)
+    y, t, dim, out_dtype, counted = _outputs_and_targets(
+        "sse_loss", input, target, reduction, from_logits, ignore_index
+    )
     loss = 0.5 * (y - t).square().sum(dim)
-    return _reduce(loss, reduction).to(out_dtype)
+    return _reduce_counted(loss, reduction, counted).to(out_dtype)
 
 
 def mae_loss(
@@ -100,6 +129,7 @@ def mae_loss(
     *,
     reduction: str = "mean",
     from_logits: bool = True,
+    ignore_index: int = -100,
 ) -> Tensor:
     r"""Mean absolute error :math:`E = \sum_k |y_k - t_k|`, per sample.
 
@@ -118,8 +148,11 @@ def mae_loss(
         input: scores or probabilities, ``(C,)``, ``(N, C)`` or ``(N, C, d1, ..., dk)``.
         target: class indices (integer, input's shape without the class dimension, values in
             ``[0, C)``) or class probabilities / one-hot (floating, input's shape).
-        reduction: ``"none"`` (per-sample loss), ``"mean"`` (per-sample mean) or ``"sum"``.
+        reduction: ``"none"`` (per-sample loss), ``"mean"`` (per-sample mean, over the samples
+            not ignored) or ``"sum"``.
         from_logits: whether ``input`` is scores (True) or probabilities (False).
+        ignore_index: index target value that contributes nothing (index targets only), as in
+            ``F.cross_entropy``.
 
     Returns:
         A scalar, or the per-sample losses (input's shape without the class dimension) with
@@ -130,22 +163,31 @@ def mae_loss(
         >>> round(mae_loss(y, torch.tensor([2]), from_logits=False).item(), 4)  # 2 * (1 - 0.6)
         0.8
     """
-    y, t, dim, out_dtype = _outputs_and_targets("mae_loss", input, target, reduction, from_logits)
+    y, t, dim, out_dtype, counted = _outputs_and_targets(
+        "mae_loss", input, target, reduction, from_logits, ignore_index
+    )
     loss = (y - t).abs().sum(dim)
-    return _reduce(loss, reduction).to(out_dtype)
+    return _reduce_counted(loss, reduction, counted).to(out_dtype)
 
 
 class _OutputLoss(nn.Module):
     """The options SSE and MAE share; a subclass's ``forward`` calls its functional form."""
 
-    def __init__(self, *, reduction: str = "mean", from_logits: bool = True) -> None:
-        super().__init__()
+    def _options(self, reduction: str, from_logits: bool, ignore_index: int) -> None:
         _check_options(reduction)
         self.reduction = reduction
         self.from_logits = from_logits
+        self.ignore_index = ignore_index
+
+    def _kwargs(self) -> dict[str, object]:
+        return {
+            "reduction": self.reduction,
+            "from_logits": self.from_logits,
+            "ignore_index": self.ignore_index,
+        }
 
     def extra_repr(self) -> str:
-        return f"reduction={self.reduction!r}, from_logits={self.from_logits}"
+        return f"reduction={self.reduction!r}, from_logits={self.from_logits}, ignore_index={self.ignore_index}"
 
 
 class SSELoss(_OutputLoss):
@@ -170,8 +212,14 @@ class SSELoss(_OutputLoss):
         -0.0225
     """
 
+    def __init__(
+        self, *, reduction: str = "mean", from_logits: bool = True, ignore_index: int = -100
+    ) -> None:  # keyword-only, and its own: a wrong call names SSELoss, not a private base
+        super().__init__()
+        self._options(reduction, from_logits, ignore_index)
+
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return sse_loss(input, target, reduction=self.reduction, from_logits=self.from_logits)
+        return sse_loss(input, target, **self._kwargs())
 
 
 class MAELoss(_OutputLoss):
@@ -196,5 +244,11 @@ class MAELoss(_OutputLoss):
         -0.045
     """
 
+    def __init__(
+        self, *, reduction: str = "mean", from_logits: bool = True, ignore_index: int = -100
+    ) -> None:  # keyword-only, and its own: a wrong call names MAELoss, not a private base
+        super().__init__()
+        self._options(reduction, from_logits, ignore_index)
+
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return mae_loss(input, target, reduction=self.reduction, from_logits=self.from_logits)
+        return mae_loss(input, target, **self._kwargs())
