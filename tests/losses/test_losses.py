@@ -929,13 +929,12 @@ def test_a_boolean_index_target_is_rejected():
         cee_loss(torch.randn(4, 10), torch.tensor([True, False, True, False]))
 
 
-def test_out_of_range_message_names_ignore_index_only_where_there_is_one():
-    with pytest.raises(IndexError, match=r"must be in \[0, 9\] or equal ignore_index=-100$"):
-        cee_loss(torch.randn(2, 10), torch.tensor([0, 10]))
-    with pytest.raises(IndexError, match=r"must be in \[0, 9\]$"):
-        sse_loss(torch.randn(2, 10), torch.tensor([0, 10]))
-    with pytest.raises(IndexError, match=r"must be in \[0, 9\]$"):
-        mae_loss(torch.randn(2, 10), torch.tensor([0, 10]))
+def test_out_of_range_message_names_the_ignore_index_each_loss_skips():
+    for loss in (cee_loss, sse_loss, mae_loss):
+        with pytest.raises(IndexError, match=r"must be in \[0, 9\] or equal ignore_index=-100$"):
+            loss(torch.randn(2, 10), torch.tensor([0, 10]))
+        with pytest.raises(IndexError, match=r"class index -100, .* or equal ignore_index=3$"):
+            loss(torch.randn(2, 10), torch.tensor([0, -100]), ignore_index=3)
 
 
 def test_label_smoothing_of_one_is_allowed_like_torch():
@@ -1009,7 +1008,11 @@ def test_cee_positional_arguments_mean_what_they_mean_in_torch():
 @pytest.mark.parametrize("fn", [SSELoss, MAELoss, sse_loss, mae_loss])
 def test_sse_and_mae_options_are_keyword_only(fn):
     options = [p for p in _parameters(fn) if p[0] not in ("input", "target")]
-    assert options == [("reduction", KEYWORD_ONLY, "mean"), ("from_logits", KEYWORD_ONLY, True)]
+    assert options == [
+        ("reduction", KEYWORD_ONLY, "mean"),
+        ("from_logits", KEYWORD_ONLY, True),
+        ("ignore_index", KEYWORD_ONLY, -100),
+    ]
     with pytest.raises(TypeError):  # not drop-ins for nn.MSELoss / nn.L1Loss: no positions
         fn("sum") if isinstance(fn, type) else fn(X, T, "sum")
 
@@ -1294,7 +1297,7 @@ def test_sse_and_mae_with_zero_classes_follow_their_references(loss, reference, 
     actual = loss(x, p, reduction=reduction)
     torch.testing.assert_close(actual, expected)
     assert _grad(actual, x, torch.ones_like(actual)).shape == (3, 0)
-    with pytest.raises(IndexError, match=r"0 classes, so no class index is valid$"):
+    with pytest.raises(IndexError, match=r"0 classes, so only ignore_index=-100 is allowed$"):
         loss(x, torch.zeros(3, dtype=torch.long))
 
 

@@ -120,7 +120,7 @@ def _concrete(tensor: Tensor) -> bool:
     )
 
 
-def _check_indices(target: Tensor, num_classes: int, ignore_index: int | None) -> None:
+def _check_indices(target: Tensor, num_classes: int, ignore_index: int) -> None:
     """IndexError for a class index outside [0, C) (ignore_index excepted).
 
     A data-dependent check, made where values are concrete (:func:`_concrete`): in eager mode
@@ -136,18 +136,12 @@ def _check_indices(target: Tensor, num_classes: int, ignore_index: int | None) -
         low, high = torch.aminmax(target)  # one pass; the common case ends here
         if low >= 0 and high < num_classes:
             return
-    bad = (target < 0) | (target >= num_classes)
-    if ignore_index is not None:
-        bad &= target != ignore_index
+    bad = ((target < 0) | (target >= num_classes)) & (target != ignore_index)
     ignored = f"ignore_index={ignore_index}"
     if num_classes == 0:  # "[0, -1]" would read as a typo
-        allowed = "the input has 0 classes, so " + (
-            "no class index is valid" if ignore_index is None else f"only {ignored} is allowed"
-        )
+        allowed = f"the input has 0 classes, so only {ignored} is allowed"
     else:
-        allowed = f"class indices must be in [0, {num_classes - 1}]" + (
-            "" if ignore_index is None else f" or equal {ignored}"
-        )
+        allowed = f"class indices must be in [0, {num_classes - 1}] or equal {ignored}"
     if target.is_cuda:
         torch._assert_async(~bad.any(), f"target holds an out-of-range class index: {allowed}")
     elif bad.any():
