@@ -308,7 +308,7 @@ def test_script_on_a_folder_without_runs_fails_with_a_clear_message(tmp_path: Pa
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
     assert str(tmp_path) in result.stderr
-    assert "no TensorBoard event files" in result.stderr
+    assert "no run found" in result.stderr
     assert "losslab-train" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "summary.csv").exists()
@@ -325,7 +325,7 @@ def test_script_on_a_missing_path_fails_with_a_clear_message(tmp_path: Path) -> 
 
 
 def test_report_raises_on_missing_or_empty_paths(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="no TensorBoard event files"):
+    with pytest.raises(ValueError, match="no run found"):
         report(tmp_path)
     with pytest.raises(FileNotFoundError, match="no such folder"):
         report(tmp_path / "missing")
@@ -609,7 +609,7 @@ def test_the_script_prints_one_error_line_on_stderr_and_exits_2(tmp_path: Path, 
     assert out == ""
     assert err == (
         f"losslab-report: error: {tmp_path / 'missing'}: no such folder; expected a run or a "
-        "folder of run folders holding events.out.tfevents.* files, as losslab-train writes them\n"
+        "folder of run folders as losslab-train writes them (a .hydra/ config, event files, a result)\n"
     )
 
 
@@ -672,3 +672,89 @@ def test_only_a_group_of_runs_without_any_accuracy_is_marked_best_by_nobody(
     report(tmp_path, out_dir=tmp_path / "out")
     (group,) = read_csv(tmp_path / "out" / "groups.csv")
     assert (group["best"], group["n"]) == ("", "0")
+
+
+# -- one run counted once, the settings that tell runs apart, runs that logged nothing ----------
+
+
+def with_config(folder: Path, seed: int = 0, lr: float = 0.1) -> Path:
+    """The ``.hydra/`` files losslab-train writes first (what says which run a folder holds)."""
+    import yaml
+
+    config = {"data": {"batch_size": 100, "seed": seed}, "optimizer": {"lr": lr}, "seed": seed}
+    hydra = yaml.safe_dump({"hydra": {"runtime": {"choices": {"loss": "cee"}}}})
+    RunDir(folder).write_config(yaml.safe_dump(config), config, hydra, [f"seed={seed}"])
+    return folder
+
+
+def test_a_run_in_two_folders_is_counted_once_and_the_report_names_both(tmp_path, capsys):
+    """A copy of a run (another folder name, the same config and seed) is one run: one row, no
+    seed group of two, and the report says which folder it left out."""
+    for name in ("orig", "copy"):
+        write_run(tmp_path / name, curves([0.1, 0.9], test=[0.1, 0.8], val=[0.1, 0.85]), hp())
+        with_config(tmp_path / name)
+    write_run(tmp_path / "other", curves([0.1, 0.9], test=[0.1, 0.7], val=[0.1, 0.75]), hp(seed=1))
+    with_config(tmp_path / "other", seed=1)
+    rows = report(tmp_path, out_dir=tmp_path / "out")
+    assert [r["run"] for r in rows] == ["copy", "other"]  # the first by path stands for both
+    # seeds 0 and 1 of one setting: two seeds, not three runs
+    assert [(r["n"], r["seeds"]) for r in read_csv(tmp_path / "out" / "groups.csv")] == [
+        ("2", "0 1")
+    ]
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert (
+        "**1 folder(s) left out**, each the same run as another (the same resolved config and "
+        "seed), counted once: orig is copy." in summary
+    )
+    assert "2 run(s);" in summary
+    out = capsys.readouterr().out
+    assert "Counted once (the same config and seed in two folders): orig is copy." in out
+
+
+def test_settings_that_differ_between_the_runs_get_columns_after_the_lr(tmp_path):
+    """train_size and hidden tell these runs apart (hidden is its own column, after lr); the
+    optimizer is the same in every run: no column for it."""
+    for name, size, hidden, acc in (("a", 300, "100", 0.9), ("b", 60000, "100-100", 0.8)):
+        row = {**hp(), "train_size": size, "hidden": hidden, "optimizer": "sgd"}
+        write_run(tmp_path / name, curves([0.1, acc], test=[0.1, acc]), row)
+    rows = report(tmp_path, out_dir=tmp_path / "out")
+    assert [(r["run"], r["train_size"], r["hidden"]) for r in rows] == [
+        ("a", 300, "100"), ("b", 60000, "100-100")]  # fmt: skip
+    assert "optimizer" not in rows[0]
+    with (tmp_path / "out" / "summary.csv").open() as f:
+        header = next(csv.reader(f))
+    assert header[:7] == ["best", "run", "loss", "batch_size", "lr", "train_size", "hidden"]
+    assert "optimizer" not in header
+    markdown = (tmp_path / "out" / "summary.md").read_text()
+    assert "|  lr | train size | hidden  |" in markdown
+    assert "| 100-100 |" in markdown  # a text column, left-aligned
+
+
+def test_runs_that_logged_nothing_are_reported_from_their_results(tmp_path, drawn):
+    """``logger=null``: no event file; the curves, the table and the figure come from
+    result.json's history."""
+    for name, acc in (("a", 0.9), ("b", 0.7)):
+        run = RunDir(tmp_path / name)
+        run.path.mkdir()
+        history = [{"epoch": 0, "step": 0, "acc/test": 0.1, "acc/val": 0.1, "acc/train": 0.1},
+                   {"epoch": 1, "step": 5, "acc/test": acc - 0.05, "acc/val": acc,
+                    "acc/train": acc + 0.05, "time/epoch": 2.0}]  # fmt: skip
+        run.write_result("ok", 1, {}, hp(), 2.5, history)
+        with_config(run.path, lr={"a": 0.1, "b": 0.3}[name])  # what losslab-train writes first
+    rows = report(tmp_path, out_dir=tmp_path / "out")
+    assert [(r["run"], r["best"], r["val_acc"], r["epochs"]) for r in rows] == [
+        ("a", "*", 0.9, 1), ("b", "", 0.7, 1)]  # fmt: skip
+    assert rows[0]["sec_per_epoch"] == 2.0
+    (figure,) = drawn
+    assert titles(figure)[:2] == ["a", "b"]
+
+
+def test_an_out_that_names_a_file_is_refused_in_one_line(tmp_path, capsys):
+    write_run(tmp_path / "a", curves([0.1, 0.9], test=[0.1, 0.9]), hp())
+    (tmp_path / "out.md").write_text("mine")
+    assert main([str(tmp_path / "a"), "--out", str(tmp_path / "out.md")]) == 2
+    out, err = capsys.readouterr()
+    assert (out, err) == ("", f"losslab-report: error: --out={tmp_path / 'out.md'}: a file is "
+                              f"there; --out names a folder to write\n")  # fmt: skip
+    assert (tmp_path / "out.md").read_text() == "mine"
+    assert not (tmp_path / "a" / "summary.csv").exists()

@@ -9,7 +9,9 @@ import re
 import pytest
 import yaml
 
-from losslab.run.rundir import NEUTRAL_KEYS, RunDir, differences, find_runs, flatten
+from losslab.errors import UsageError
+from losslab.run.identity import NEUTRAL_KEYS, differences, flatten, identity
+from losslab.run.rundir import RunDir, find_runs, missing_folders, remove_made
 
 CONFIG = {
     "data": {"batch_size": 100, "data_dir": "/a", "train_size": None},
@@ -93,6 +95,7 @@ def test_the_result_file_holds_what_the_report_reads(tmp_path):
         "seconds": 1.5,
         "metrics": {"hp/test_acc": 0.9},
         "hparams": {"loss": "cee"},
+        "history": [],
     }
 
 
@@ -120,15 +123,30 @@ def test_find_runs_finds_configs_events_and_errors_at_any_depth(tmp_path):
     assert find_runs(tmp_path / "none") == []
 
 
-def test_remove_if_empty_removes_the_refused_folder_and_its_empty_parents_only(tmp_path):
+def test_a_refused_start_removes_exactly_the_folders_it_made(tmp_path):
     (tmp_path / "logs" / "keep").mkdir(parents=True)
-    run = RunDir(tmp_path / "logs" / "train" / "runs" / "x")
-    run.path.mkdir(parents=True)
-    run.remove_if_empty(tmp_path)
-    assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == ["keep"]
-    kept = started(tmp_path / "logs" / "y")
-    kept.remove_if_empty(tmp_path)
+    target = tmp_path / "logs" / "train" / "runs" / "x"
+    made = missing_folders(target)  # taken before the folders exist
+    assert made == [str(target), str(target.parent), str(target.parent.parent)]  # deepest first
+    target.mkdir(parents=True)
+    remove_made(made)
+    assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == ["keep"]  # it was there
+    assert missing_folders(tmp_path / "logs") == []
+
+
+def test_a_made_folder_that_is_not_empty_stays_and_so_do_those_above_it(tmp_path):
+    target = tmp_path / "a" / "b" / "run"
+    made = missing_folders(target)
+    kept = started(target)
+    remove_made(made)
     assert kept.config_file.is_file()
+    assert (tmp_path / "a" / "b").is_dir()
+    remove_made([str(tmp_path / "gone")])  # a folder that is not there: nothing to do
+
+
+def test_missing_folders_of_a_relative_path_are_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert missing_folders("x/y") == [str(tmp_path / "x" / "y"), str(tmp_path / "x")]
 
 
 # -- what differs ---------------------------------------------------------------------------------
@@ -157,7 +175,7 @@ def test_differences_name_every_changed_key_and_ignore_the_neutral_ones():
         "new_key": (None, 1),
         "optimizer.lr": (0.1, 0.5),
     }
-    assert {"threads", "data.data_dir", "trainer.steps_per_call"} <= set(NEUTRAL_KEYS)
+    assert {"threads", "data.data_dir", "trainer.steps_per_call", "study"} <= set(NEUTRAL_KEYS)
 
 
 def test_a_callback_that_changes_the_run_is_a_difference():
@@ -170,8 +188,78 @@ def test_the_run_differs_in_its_chosen_group_configs_too(tmp_path):
     run = started(tmp_path)
     assert run.differences(CONFIG, CHOICES) == {}
     assert run.differences(CONFIG, {**CHOICES, "loss": "sse"}) == {"loss": ("cee", "sse")}
-    # Hydra's own groups (the launcher) do not change results
+    # Hydra's own groups (the launcher) and where a run is logged do not change results
     assert run.differences(CONFIG, {**CHOICES, "hydra/launcher": "joblib"}) == {}
+    assert run.differences(CONFIG, {**CHOICES, "logger": "csv"}) == {}
+
+
+# -- what a run is ------------------------------------------------------------------------------
+
+
+def test_runs_of_the_same_config_have_one_identity_whatever_runs_them():
+    same = json.loads(json.dumps(CONFIG))
+    same["data"]["data_dir"] = "/elsewhere"
+    same["threads"] = 4
+    same["trainer"]["enable_progress_bar"] = False
+    same["callbacks"]["model_checkpoint"]["dirpath"] = "/b/checkpoints"
+    same["study"] = {"stage": "final", "lr_rank": 1}  # a study's bookkeeping
+    reordered = dict(reversed(list(same.items())))  # keys in another order (another command)
+    for config in (same, reordered):
+        for choices in (CHOICES, {**CHOICES, "hydra/launcher": "joblib", "logger": "csv"}):
+            assert identity(config, choices) == identity(CONFIG, CHOICES)
+            assert differences(CONFIG, config) == {}
+
+
+@pytest.mark.parametrize(
+    ("change", "choices"),
+    [
+        (lambda c: c["optimizer"].update(lr=0.5), CHOICES),
+        (lambda c: c["data"].update(train_size=300), CHOICES),
+        (lambda c: c.update(seed=1), CHOICES),
+        (lambda c: c["callbacks"]["crash"].update(epoch=2), CHOICES),
+        (lambda c: None, {**CHOICES, "loss": "sse"}),
+    ],
+)
+def test_runs_that_compute_other_numbers_have_other_identities(change, choices):
+    other = json.loads(json.dumps(CONFIG))
+    change(other)
+    assert identity(other, choices) != identity(CONFIG, CHOICES)
+
+
+def test_an_identity_may_leave_out_the_seed_to_group_seeds_of_one_setting():
+    seeded = {**json.loads(json.dumps(CONFIG)), "seed": 7}
+    assert identity(seeded, CHOICES) != identity(CONFIG, CHOICES)
+    assert identity(seeded, CHOICES, ignore=("seed",)) == identity(CONFIG, CHOICES, ("seed",))
+
+
+def test_a_run_folder_knows_the_identity_of_the_run_it_holds(tmp_path):
+    run = started(tmp_path / "a")
+    assert run.identity() == identity(CONFIG, CHOICES)
+    assert started(tmp_path / "b", dict(reversed(list(CONFIG.items())))).identity() == (
+        run.identity()
+    )
+    assert run.identity(ignore=("seed",)) == identity(CONFIG, CHOICES, ("seed",))
+    assert RunDir(tmp_path / "empty").identity() is None  # no record of a config
+    run.resolved_file.unlink()
+    assert run.identity() is None
+
+
+def test_a_run_file_that_is_not_yaml_is_refused_naming_the_file(tmp_path):
+    run = started(tmp_path)
+    run.resolved_file.write_text("data: [1\n")  # cut by hand
+    with pytest.raises(UsageError) as info:
+        run.config()
+    message = str(info.value)
+    assert message.startswith(f"{run.resolved_file}: not valid YAML (")
+    assert message.endswith(
+        "); losslab-train wrote it, so the run folder was changed or cut since: restore it, or "
+        "move the run away"
+    )
+    assert "\n" not in message
+    for file, read in ((run.hydra_file, run.choices), (run.overrides_file, run.overrides)):
+        file.write_text("a: [b\n")
+        with pytest.raises(UsageError, match=f"^{re.escape(str(file))}: not valid YAML"):
+            read()
 
 
 def test_a_run_without_its_resolved_config_differs_from_anything(tmp_path):
@@ -334,8 +422,16 @@ def test_the_result_file_is_one_key_a_line_with_seconds_to_the_millisecond(tmp_p
     run.write_result("ok", 2, {"hp/test_acc": 0.5}, {"loss": "sse"}, 12.34567)
     assert run.result_file.read_text() == (
         '{\n "status": "ok",\n "epochs": 2,\n "seconds": 12.346,\n'
-        ' "metrics": {\n  "hp/test_acc": 0.5\n },\n "hparams": {\n  "loss": "sse"\n }\n}\n'
+        ' "metrics": {\n  "hp/test_acc": 0.5\n },\n "hparams": {\n  "loss": "sse"\n },\n'
+        ' "history": []\n}\n'
     )
+
+
+def test_the_result_file_keeps_every_epochs_metrics(tmp_path):
+    run = RunDir(tmp_path)
+    history = [{"epoch": 0, "step": 0, "acc/test": 0.1}, {"epoch": 1, "step": 5, "acc/test": 0.8}]
+    run.write_result("ok", 1, {}, {}, 1.0, iter(history))  # any iterable of mappings
+    assert run.result()["history"] == history
 
 
 def test_the_resolved_config_keeps_the_order_of_the_composed_one(tmp_path):

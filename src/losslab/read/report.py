@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
+from losslab.errors import check_out_dir, user_main
 from losslab.read.figures import mean_curves, plot_curves
-from losslab.read.runs import COLUMNS, Run, read_runs
+from losslab.read.runs import COLUMNS, Run, distinct, read_runs
 from losslab.read.stats import summarize
 from losslab.read.tables import cell, markdown_table, mean_ci, write_csv
 
@@ -42,6 +42,7 @@ __all__ = ["GROUP_METRICS", "main", "report"]
 GROUP_METRICS = ("val_acc", "test_acc", "test_nll", "test_ece", "test_brier", "gap", "test_loss")
 _TEXT = {"best", "run", "loss", "status", "error", "group"}
 _STATUS_ORDER = {"ok": 0, "diverged": 1, "incomplete": 2, "failed": 3}
+SHOWN_ROWS = 20  # more runs than this: the console gets a line, the files the tables
 
 
 def _selection(rows: list[dict[str, Any]]) -> str:
@@ -58,16 +59,30 @@ def _sort_key(row: dict[str, Any], metric: str) -> tuple:
 
 
 def _groups(runs: list[Run]) -> list[tuple[str, list[Run]]]:
-    """Finished runs by group, in first-seen order, each named by the overrides that set it
-    apart from the other groups (``loss=sse,data.batch_size=100``)."""
+    """Finished runs by group (what they are without their seed), in first-seen order, each
+    named by the overrides that set it apart from the other groups
+    (``loss=sse,data.batch_size=100``)."""
     groups: dict[tuple[str, ...], list[Run]] = {}
     for run in runs:
         if run.row["status"] == "ok":
             groups.setdefault(run.group, []).append(run)
-    common = set.intersection(*map(set, groups)) if len(groups) > 1 else set()
+    labels = [set(members[0].overrides) for members in groups.values()]
+    common = set.intersection(*labels) if len(labels) > 1 else set()
     return [
-        (",".join(o for o in key if o not in common), members) for key, members in groups.items()
+        (",".join(o for o in members[0].overrides if o not in common), members)
+        for members in groups.values()
     ]
+
+
+# settings that are columns already, and those that tell how a run ran, not what it is
+_SHOWN_SETTINGS = {"loss", "batch_size", "lr", "label_noise", "seed", "threads"}
+
+
+def _telling_apart(runs: list[Run]) -> list[str]:
+    """The settings whose values differ between the runs (``train_size``, ``hidden``,
+    ``optimizer``, ``scheduler``, ...): the columns that tell runs apart, in first-seen order."""
+    keys = list(dict.fromkeys(k for r in runs for k in r.settings if k not in _SHOWN_SETTINGS))
+    return [k for k in keys if len({repr(r.settings.get(k)) for r in runs}) > 1]
 
 
 def _group_rows(groups: list[tuple[str, list[Run]]], selection: str) -> list[dict[str, Any]]:
@@ -98,11 +113,25 @@ def _group_rows(groups: list[tuple[str, list[Run]]], selection: str) -> list[dic
     return rows
 
 
-def _runs_table(rows: list[dict[str, Any]]) -> str:
+def _columns(extra: list[str]) -> dict[str, str]:
+    """:data:`~losslab.read.runs.COLUMNS` with the ``extra`` settings after ``lr``."""
+    keys = list(COLUMNS)
+    at = keys.index("lr") + 1
+    names = {k: COLUMNS.get(k, k.replace("_", " ")) for k in [*keys[:at], *extra, *keys[at:]]}
+    return names
+
+
+def _runs_table(rows: list[dict[str, Any]], columns: dict[str, str]) -> str:
     """The runs, without the columns that are empty in every row."""
-    keys = [k for k in COLUMNS if k in ("best", "run") or any(r[k] not in (None, "") for r in rows)]
-    body = [[cell(k, r[k]) for k in keys] for r in rows]
-    return markdown_table([COLUMNS[k] for k in keys], body, [k in _TEXT for k in keys])
+    keys = [
+        k for k in columns if k in ("best", "run") or any(r.get(k) not in (None, "") for r in rows)
+    ]
+    body = [[cell(k, r.get(k)) for k in keys] for r in rows]
+    text = [
+        k in _TEXT or isinstance(next((r[k] for r in rows if r.get(k) is not None), 0), str)
+        for k in keys
+    ]
+    return markdown_table([columns[k] for k in keys], body, text)
 
 
 def _groups_table(rows: list[dict[str, Any]]) -> str:
@@ -157,7 +186,11 @@ def report(path: Path, out_dir: Path | None = None) -> list[dict[str, Any]]:
         ValueError: no run under ``path``.
     """
     path = Path(path)
-    runs = read_runs(path)
+    runs, duplicates = distinct(read_runs(path))
+    extra = _telling_apart(runs)
+    for run in runs:
+        run.row.update({k: run.settings.get(k) for k in extra})
+    columns = _columns(extra)
     rows = [r.row for r in runs]
     selection = _selection(rows)
     order = sorted(range(len(runs)), key=lambda i: _sort_key(rows[i], f"{selection}_acc"))
@@ -167,11 +200,19 @@ def report(path: Path, out_dir: Path | None = None) -> list[dict[str, Any]]:
 
     out_dir = Path(out_dir) if out_dir is not None else path
     out_dir.mkdir(parents=True, exist_ok=True)
-    table = _runs_table(rows)
-    write_csv(rows, list(COLUMNS), out_dir / "summary.csv")
+    table = _runs_table(rows, columns)
+    write_csv(rows, list(columns), out_dir / "summary.csv")
     note = _selection_note(selection)
     failed = sum(r["status"] == "failed" for r in rows)
     text = [f"# losslab report: {path}", "", f"{len(rows)} run(s); {note}", ""]
+    if duplicates:
+        same = "; ".join(f"{a} is {b}" for a, b in duplicates)
+        note = f"Counted once (the same config and seed in two folders): {same}.\n{note}"
+        text += [
+            f"**{len(duplicates)} folder(s) left out**, each the same run as another (the "
+            f"same resolved config and seed), counted once: {same}.",
+            "",
+        ]
     if failed:
         text += [f"**{failed} run(s) failed**: see `error.txt` in their folders.", ""]
     text += [
@@ -216,6 +257,9 @@ def report(path: Path, out_dir: Path | None = None) -> list[dict[str, Any]]:
     (out_dir / "summary.md").write_text("\n".join([*text, "![curves](curves.png)", ""]))
     if panels:
         plot_curves(panels, heading, out_dir / "curves.png")
+    if len(rows) > SHOWN_ROWS:  # a study stage's hundred runs: the files hold the tables
+        best = f"; best by {selection} accuracy: {rows[0]['run']}" if rows[0]["best"] else ""
+        printed = f"{len(rows)} runs{best}; their table is summary.md"
     print(f"{printed}\n\n{note}\nlosslab-report: summary.md, summary.csv, curves.png in {out_dir}")
     return rows
 
@@ -235,12 +279,13 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, default=None, help="folder for the outputs (default: PATH)"
     )
     args = parser.parse_args(argv)
-    try:
+
+    def run() -> None:
+        if args.out is not None:
+            check_out_dir(args.out, "--out")
         report(args.path, args.out)
-    except (FileNotFoundError, ValueError) as e:
-        print(f"losslab-report: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+
+    return user_main("losslab-report", run)
 
 
 if __name__ == "__main__":

@@ -21,9 +21,9 @@ from losslab.run.rundir import RunDir, find_runs
 # tensorboard's reader logs an INFO line per event file read ("No path found after ...")
 logging.getLogger("tensorboard").setLevel(logging.WARNING)
 
-__all__ = ["COLUMNS", "Run", "read_runs"]
+__all__ = ["COLUMNS", "Run", "distinct", "read_runs"]
 
-EXPECTED = "run folders holding events.out.tfevents.* files, as losslab-train writes them"
+EXPECTED = "run folders as losslab-train writes them (a .hydra/ config, event files, a result)"
 # CSV header (the row dicts' keys) -> Markdown header.
 COLUMNS = {
     "best": "best",
@@ -65,14 +65,19 @@ Curve = list[tuple[int, float]]
 
 @dataclass
 class Run:
-    """One run folder, read: its epoch curves ``tag -> [(epoch, value)]``, its summary row, and
-    the key of its seed group (its overrides, ``seed`` left out)."""
+    """One run folder, read: its epoch curves ``tag -> [(epoch, value)]``, its summary row, its
+    settings (the HPARAMS row: every key that tells runs apart), what run it is
+    (:meth:`~losslab.run.rundir.RunDir.identity`; None without a record of its config) and the
+    key of its seed group (what it is without its seed)."""
 
     name: str
     path: Path
     curves: dict[str, Curve] = field(default_factory=dict)
     row: dict[str, Any] = field(default_factory=dict)
     group: tuple[str, ...] = ()
+    settings: dict[str, Any] = field(default_factory=dict)
+    identity: str | None = None
+    overrides: tuple[str, ...] = ()  # its command line's, seed and Hydra's left out: its label
 
 
 def read_curves(run_dir: Path) -> dict[str, Curve]:
@@ -93,12 +98,23 @@ def _number(value: Any, kind: type) -> Any:
         return None
 
 
-def _settings(run: RunDir) -> dict[str, Any]:
-    """loss, batch size, lr, seed and label noise: the HPARAMS row of a run that ended, else the
-    run's saved config (a run still running, or killed)."""
-    hparams = (run.result() or {}).get("hparams")
+def _history_curves(result: dict[str, Any] | None) -> dict[str, Curve]:
+    """The epoch curves ``result.json`` holds (``history``): a run that wrote no event file
+    (``logger=null``) still has them."""
+    curves: dict[str, Curve] = {}
+    for point in (result or {}).get("history") or []:
+        for key, value in point.items():
+            if key not in ("epoch", "step") and isinstance(value, int | float):
+                curves.setdefault(key, []).append((int(point["epoch"]), float(value)))
+    return curves
+
+
+def _settings(run: RunDir, result: dict[str, Any] | None) -> dict[str, Any]:
+    """The run's settings: the HPARAMS row of a run that ended, else what its saved config says
+    of the main ones (a run still running, or killed)."""
+    hparams = dict((result or {}).get("hparams") or {})
     if hparams:
-        return hparams
+        return {k: v for k, v in hparams.items() if k not in ("epochs", "status")}
     config = run.config() or {}
     data, optimizer = config.get("data") or {}, config.get("optimizer") or {}
     return {
@@ -116,8 +132,9 @@ def read_run(run_dir: Path, root: Path) -> Run:
     run = RunDir(run_dir)
     rel = run_dir.relative_to(root)
     name = run_dir.name if rel == Path() else rel.as_posix()
-    curves = read_curves(run_dir) if run.event_files() else {}
-    settings = _settings(run)
+    result = run.result()
+    curves = read_curves(run_dir) if run.event_files() else _history_curves(result)
+    settings = _settings(run, result)
     selection = "val" if curves.get("acc/val") else "test"
     finite = [(v, -epoch) for epoch, v in curves.get(f"acc/{selection}", []) if math.isfinite(v)]
     best_acc, minus_epoch = max(finite) if finite else (None, None)  # first epoch on a tie
@@ -142,10 +159,22 @@ def read_run(run_dir: Path, root: Path) -> Run:
         "status": run.status(),
         "error": run.error_line(),
     }
-    # runs that differ only in their seed share a group: their overrides without seed=...
+    # runs that differ only in their seed share a group: what they are without it, or (no record
+    # of the config) their overrides without seed=...
     overrides = run.overrides()
     kept = [o for o in overrides if not o.startswith(("seed=", "ckpt_path=", "hydra."))]
-    return Run(name, run_dir, curves, row, tuple(sorted(kept)) if overrides else (name,))
+    group = tuple(sorted(kept)) if overrides else (name,)
+    without_seed = run.identity(ignore=("seed", "data.seed"))
+    return Run(
+        name,
+        run_dir,
+        curves,
+        row,
+        (without_seed,) if without_seed is not None else group,
+        settings,
+        run.identity(),
+        group,
+    )
 
 
 def read_runs(path: Path) -> list[Run]:
@@ -161,7 +190,24 @@ def read_runs(path: Path) -> list[Run]:
     run_dirs = find_runs(path)
     if not run_dirs:
         raise ValueError(
-            f"{path}: no TensorBoard event files found; expected {EXPECTED} "
+            f"{path}: no run found; expected {EXPECTED} "
             f"(a run folder logs/<task>/runs/<time> or a sweep folder logs/<task>/multiruns/<time>)"
         )
     return [read_run(d, path) for d in run_dirs]
+
+
+def distinct(runs: list[Run]) -> tuple[list[Run], list[tuple[str, str]]]:
+    """Each run once: folders that hold the same run (the same resolved config and seed,
+    :attr:`Run.identity`, whatever the folders are called) count as one, a finished copy first,
+    then the first by path. Returns the runs kept and ``(left out, same run as)`` pairs."""
+    rank = {"ok": 0, "diverged": 0, "incomplete": 1, "failed": 2}
+    chosen: dict[str, Run] = {}
+    for run in runs:
+        if run.identity is None:
+            continue
+        other = chosen.get(run.identity)
+        if other is None or rank.get(run.row["status"], 3) < rank.get(other.row["status"], 3):
+            chosen[run.identity] = run
+    kept = [r for r in runs if r.identity is None or chosen[r.identity] is r]
+    left_out = [(r.name, chosen[r.identity].name) for r in runs if r not in kept]
+    return kept, left_out

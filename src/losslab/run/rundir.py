@@ -15,6 +15,7 @@ Layout of ``<run>/``::
     events.out.tfevents.*  the TensorBoard curves
     checkpoints/           epoch=<n>-step=<s>.ckpt (after n epochs) and last.ckpt, a link to it
     reliability.json       the last evaluation's reliability bins
+    hits.json              the last evaluation's right (1) and wrong (0) samples per split
     result.json            written when training ends: status, epochs, final metrics, HPARAMS
     error.txt              a sweep job that raised: its message, then the traceback
 
@@ -24,6 +25,7 @@ Status: ``new`` (no run), ``ok`` / ``diverged`` (ended: ``result.json``), ``fail
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import os
@@ -34,73 +36,13 @@ from typing import Any
 
 import yaml
 
-__all__ = [
-    "FINISHED",
-    "NEUTRAL_KEYS",
-    "RESUMABLE_KEYS",
-    "RunDir",
-    "differences",
-    "find_runs",
-    "flatten",
-]
+from losslab.errors import UsageError
+from losslab.run.identity import differences, group_choices, identity
+
+__all__ = ["FINISHED", "RunDir", "find_runs", "missing_folders", "remove_made"]
 
 EVENTS = "events.out.tfevents.*"
 FINISHED = ("ok", "diverged")
-# Keys that do not change what a run computes (where the data lies, how it is shown or logged,
-# how fast it runs): two configs that differ only in these are the same run.
-NEUTRAL_KEYS = (
-    "ckpt_path",
-    "threads",
-    "task_name",
-    "paths",
-    "logger",
-    "callbacks.model_checkpoint",
-    "data.data_dir",
-    "data.download",
-    "data.eval_batch_size",
-    "trainer.enable_progress_bar",
-    "trainer.steps_per_call",
-    "trainer.default_root_dir",
-)
-# Keys a resume may change: how long the run trains and how it runs, never what it is.
-RESUMABLE_KEYS = (
-    "trainer.max_epochs",
-    "trainer.max_steps",
-    "trainer.enable_progress_bar",
-    "trainer.steps_per_call",
-    "threads",
-    "data.data_dir",
-    "data.download",
-)
-
-
-def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"data": {"batch_size": 32}}`` -> ``{"data.batch_size": 32}`` (lists stay values)."""
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            out.update(flatten(value, f"{name}."))
-        else:
-            out[name] = value
-    return out
-
-
-def _under(key: str, prefixes: Iterable[str]) -> bool:
-    return any(key == p or key.startswith(f"{p}.") for p in prefixes)
-
-
-def differences(
-    saved: Mapping[str, Any], wanted: Mapping[str, Any], neutral: Iterable[str] = NEUTRAL_KEYS
-) -> dict[str, tuple[Any, Any]]:
-    """``key -> (saved value, wanted value)`` for every key, nested or not, whose values differ,
-    the ``neutral`` ones left out. A key missing on one side has the value None there."""
-    a, b = flatten(saved), flatten(wanted)
-    return {
-        k: (a.get(k), b.get(k))
-        for k in sorted(set(a) | set(b))
-        if not _under(k, neutral) and a.get(k) != b.get(k)
-    }
 
 
 def find_runs(path: Path) -> list[Path]:
@@ -123,8 +65,32 @@ def _write_whole(file: Path, text: str) -> None:
     os.replace(partial, file)
 
 
+def _pack(bits: list[bool]) -> dict[str, Any]:
+    """Booleans as base64 of their bits (60,000 samples: 10 KB)."""
+    number = int("".join("1" if b else "0" for b in bits) or "0", 2)
+    data = number.to_bytes((len(bits) + 7) // 8, "big")
+    return {"n": len(bits), "bits": base64.b64encode(data).decode()}
+
+
+def _unpack(packed: Mapping[str, Any]) -> list[bool]:
+    n = int(packed["n"])
+    number = int.from_bytes(base64.b64decode(packed["bits"]), "big")
+    return [c == "1" for c in format(number, f"0{n}b")] if n else []
+
+
 def _load_yaml(file: Path) -> Any:
-    return yaml.safe_load(file.read_text()) if file.is_file() else None
+    """A YAML file of the run (None if it is missing); a file that is not YAML is refused by
+    name, as a :class:`~losslab.errors.UsageError`."""
+    if not file.is_file():
+        return None
+    try:
+        return yaml.safe_load(file.read_text())
+    except yaml.YAMLError as err:
+        problem = " ".join(str(getattr(err, "problem", None) or err).split())
+        raise UsageError(
+            f"{file}: not valid YAML ({problem}); losslab-train wrote it, so the run folder was "
+            f"changed or cut since: restore it, or move the run away"
+        ) from err
 
 
 class RunDir:
@@ -142,6 +108,7 @@ class RunDir:
         self.checkpoints = self.path / "checkpoints"
         self.last_checkpoint = self.checkpoints / "last.ckpt"
         self.reliability_file = self.path / "reliability.json"
+        self.hits_file = self.path / "hits.json"
         self.result_file = self.path / "result.json"
         self.error_file = self.path / "error.txt"
 
@@ -215,11 +182,14 @@ class RunDir:
         saved = self.config()
         if saved is None:
             return {"config": ("unknown (no .hydra/resolved.yaml)", "this sweep's")}
-        groups = {k: v for k, v in choices.items() if not k.startswith("hydra")}
-        saved_groups = {k: v for k, v in self.choices().items() if not k.startswith("hydra")}
         found = differences(saved, config)
-        found.update(differences(saved_groups, groups, neutral=("logger",)))
+        found.update(differences(group_choices(self.choices()), group_choices(choices), neutral=()))
         return found
+
+    def identity(self, ignore: Iterable[str] = ()) -> str | None:
+        """:func:`identity` of the run saved here (None: no record of its resolved config)."""
+        saved = self.config()
+        return None if saved is None else identity(saved, self.choices(), ignore)
 
     def sweep_action(
         self, config: Mapping[str, Any], choices: Mapping[str, Any], retrain: bool = False
@@ -306,19 +276,35 @@ class RunDir:
         metrics: Mapping[str, float],
         hparams: Mapping[str, Any],
         seconds: float,
+        history: Iterable[Mapping[str, float]] = (),
     ) -> None:
-        """``result.json``: the run ended (``ok`` or ``diverged``) after ``epochs`` epochs."""
+        """``result.json``: the run ended (``ok`` or ``diverged``) after ``epochs`` epochs; its
+        HPARAMS metrics and row, and every epoch's metrics (``history``: the curves, also for a
+        run that logged nothing)."""
         result = {
             "status": status,
             "epochs": epochs,
             "seconds": round(seconds, 3),
             "metrics": dict(metrics),
             "hparams": dict(hparams),
+            "history": [dict(h) for h in history],
         }
         _write_whole(self.result_file, json.dumps(result, indent=1) + "\n")
 
     def write_reliability(self, epoch: int, bins: Mapping[str, Any]) -> None:
         self.reliability_file.write_text(json.dumps({"epoch": epoch, "bins": bins}, indent=1))
+
+    def write_hits(self, epoch: int, hits: Mapping[str, Iterable[bool]]) -> None:
+        """``hits.json``: per split, which samples the last evaluation got right, in the split's
+        fixed order (the data seed's): two runs of one seed are paired image by image."""
+        packed = {split: _pack(list(values)) for split, values in hits.items()}
+        self.hits_file.write_text(json.dumps({"epoch": epoch, "hits": packed}))
+
+    def hits(self) -> dict[str, list[bool]] | None:
+        """What :meth:`write_hits` wrote (None: no such file)."""
+        if not self.hits_file.is_file():
+            return None
+        return {s: _unpack(v) for s, v in json.loads(self.hits_file.read_text())["hits"].items()}
 
     def reliability(self) -> dict[str, Any] | None:
         if not self.reliability_file.is_file():
@@ -333,15 +319,17 @@ class RunDir:
     def clear_error(self) -> None:
         self.error_file.unlink(missing_ok=True)
 
-    def remove_if_empty(self, stop: Path) -> None:
-        """A refused start leaves nothing: this folder, and the empty folders above it up to
-        ``stop`` (excluded), go again if they are empty."""
-        folder, stop = self.path.resolve(), Path(stop).resolve()
-        while (
-            folder != stop
-            and stop in folder.parents
-            and folder.is_dir()
-            and not any(folder.iterdir())
-        ):
+
+def missing_folders(path: str | Path) -> list[str]:
+    """``path`` and the folders above it that do not exist yet, deepest first: what creating
+    ``path`` will make (and a refused start must take away again)."""
+    path = Path(path).absolute()
+    return [str(p) for p in (path, *path.parents) if not p.exists()]
+
+
+def remove_made(folders: Iterable[str | Path]) -> None:
+    """A refused start leaves nothing: the ``folders`` it made (:func:`missing_folders`, taken
+    before they were), deepest first, each removed if it is empty."""
+    for folder in map(Path, folders):
+        if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
-            folder = folder.parent
