@@ -12,10 +12,14 @@ __all__ = [
     "LR",
     "MEMORIZED",
     "NUM_CLASSES",
+    "PIXEL_MEAN",
+    "PIXEL_STD",
     "SPLITS",
     "TEST_IMAGES",
     "TRAIN_IMAGES",
     "TRUE_ACC",
+    "logged_tags",
+    "mode",
     "tag",
 ]
 
@@ -23,6 +27,8 @@ __all__ = [
 TRAIN_IMAGES = 60_000
 TEST_IMAGES = 10_000
 NUM_CLASSES = 10
+# the mean and standard deviation of the 60k training pixels scaled to [0, 1]
+PIXEL_MEAN, PIXEL_STD = 0.1307, 0.3081
 
 # evaluation splits, in the order they are measured and shown
 SPLITS = ("train", "val", "test")
@@ -44,3 +50,21 @@ BATCH_LOSS = "batch/loss"  # the minibatch loss (x axis = optimizer step)
 # training images predicted as their wrong label
 TRUE_ACC = "acc/train_true"
 MEMORIZED = "memo/train"
+
+
+def logged_tags(splits: tuple[str, ...] | list[str], label_noise: bool) -> list[str]:
+    """The epoch metrics a run logs when it evaluates ``splits`` (what a callback can monitor):
+    every kind per split, the gap with train and test, and with label noise the true-label
+    training accuracy and memorization."""
+    tags = [tag(kind, split) for split in SPLITS if split in splits for kind in KINDS]
+    if "train" in splits and "test" in splits:
+        tags.append(GAP)
+    if label_noise and "train" in splits:
+        tags += [TRUE_ACC, MEMORIZED]
+    return tags
+
+
+def mode(metric: str) -> str:
+    """``"max"`` for an accuracy (``acc/val``, ``acc/train_true``), else ``"min"``: the direction
+    in which a metric gets better (losses, NLL, Brier, ECE, the gap, memorization)."""
+    return "max" if metric.split("/")[0] == "acc" else "min"

@@ -1,7 +1,8 @@
 """The Classifier, in process and fast: every epoch metric against an independent computation
 (torch's functions, torchmetrics' functional API), the HPARAMS metrics chosen by validation, the
-divergence stop (a non-finite batch loss, a non-finite epoch metric), what the loss is fed, and
-checkpoints that rebuild the module alone from plain configs."""
+divergence stop (a non-finite batch loss, a non-finite epoch metric), what the loss is fed, the
+input preprocessing it owns (raw pixels scaled bit for bit as the data module used to), and
+checkpoints that rebuild the module alone from plain configs and classify raw images."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
-import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
@@ -22,15 +22,30 @@ from torchmetrics.functional.classification import multiclass_calibration_error
 
 from losslab import CEELoss, SSELoss
 from losslab.errors import UsageError
-from losslab.lit.classifier import Classifier, make, read_checkpoint
+from losslab.lit.classifier import Classifier, scale_pixels
 from losslab.lit.data import MNISTDataModule
 from losslab.lit.metrics import objective
+from losslab.lit.spec import make, target
+from losslab.lit.trainer import Trainer
 from losslab.models import MLP
+from losslab.names import PIXEL_MEAN, PIXEL_STD
+from losslab.run.checkpoints import read_checkpoint
 
 
 def classifier(loss=None, net=None, **kwargs) -> Classifier:
-    """A Classifier whose net is the identity by default: its inputs are its logits."""
+    """A Classifier whose net is the identity by default and that only casts float inputs
+    (``normalize=False``: floats in [0, 1] are multiplied by 1): its inputs are its logits."""
+    kwargs.setdefault("normalize", False)
     return Classifier(net or nn.Identity(), loss or CEELoss(), optimizer=lambda p: None, **kwargs)
+
+
+def old_scale(x: torch.Tensor, normalize: bool) -> torch.Tensor:
+    """What MNISTDataModule.scale did to a batch before the module took the preprocessing over
+    (the formula as it was, with MNIST's mean and std written out)."""
+    x = x.to(torch.float32, copy=True)
+    if normalize:
+        return x.mul_(1.0 / (255.0 * 0.3081)).sub_(0.1307 / 0.3081)
+    return x.mul_(1.0 / 255.0)
 
 
 @pytest.fixture
@@ -70,17 +85,96 @@ def test_epoch_metrics_equal_independent_computations(outputs):
     )
 
 
-def test_update_metrics_takes_the_inputs_and_runs_the_net():
+@pytest.mark.parametrize("normalize", [True, False])
+def test_update_metrics_takes_raw_images_scales_them_and_runs_the_net(normalize):
     torch.manual_seed(0)
     net = MLP(hidden=(8,))
-    x, y = torch.randn(40, 1, 28, 28), torch.randint(0, 10, (40,))
-    module = classifier(net=net)
+    x = torch.randint(0, 256, (40, 1, 28, 28), dtype=torch.uint8)
+    y = torch.randint(0, 10, (40,))
+    module = classifier(net=net, normalize=normalize)
     module._update_metrics("val", x, y)
     by_inputs = module._compute("val")
     reference = classifier()  # identity net: fed the logits themselves
-    reference._update_metrics("val", net(x), y)
+    with torch.no_grad():
+        reference._update_metrics("val", net(old_scale(x, normalize)), y)
     expected = reference._compute("val")
     assert {k: v.item() for k, v in by_inputs.items()} == {k: v.item() for k, v in expected.items()}
+
+
+# -- the input preprocessing the module owns ----------------------------------------------------
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_scale_pixels_is_the_data_modules_old_scaling_bit_for_bit(normalize):
+    """Every uint8 value, and a batch of random images: the same float32 bits as before the
+    move (runs and checkpoints trained then give the same numbers now)."""
+    every = torch.arange(256, dtype=torch.uint8)
+    assert torch.equal(scale_pixels(every, normalize), old_scale(every, normalize))
+    images = torch.randint(
+        0, 256, (7, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(3)
+    )
+    scaled = scale_pixels(images, normalize)
+    assert scaled.dtype == torch.float32
+    assert scaled.shape == images.shape
+    assert torch.equal(scaled, old_scale(images, normalize))
+    assert (PIXEL_MEAN, PIXEL_STD) == (0.1307, 0.3081)
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_scale_pixels_of_floats_in_0_1_matches_the_uint8_scaling(normalize):
+    pixels = torch.tensor([[0, 1, 128, 254, 255]], dtype=torch.uint8)
+    floats = pixels.double() / 255
+    expected = (floats - 0.1307) / 0.3081 if normalize else floats
+    for x in (pixels, floats.float(), floats):
+        out = scale_pixels(x, normalize)
+        assert out.dtype == torch.float32
+        torch.testing.assert_close(out.double(), expected, rtol=0, atol=1e-6)
+    assert scale_pixels(torch.tensor([0.0, 1.0]), normalize=False).tolist() == [0.0, 1.0]
+
+
+def test_scale_pixels_returns_a_new_tensor_and_never_writes_into_the_callers():
+    for x in (torch.tensor([[0, 128, 255]], dtype=torch.uint8), torch.tensor([[0.0, 0.5, 1.0]])):
+        before = x.clone()
+        for normalize in (True, False):
+            out = scale_pixels(x, normalize)
+            assert out.data_ptr() != x.data_ptr()
+            assert torch.equal(x, before)
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_the_module_takes_raw_images_and_predicts_class_probabilities(normalize):
+    torch.manual_seed(0)
+    net = MLP(hidden=(8,))
+    module = Classifier(net, CEELoss(), optimizer=lambda p: None, normalize=normalize)
+    assert module.normalize is normalize
+    x = torch.randint(0, 256, (5, 1, 28, 28), dtype=torch.uint8)
+    with torch.no_grad():
+        logits = module(x)
+        assert torch.equal(logits, net(old_scale(x, normalize)))
+        for batch in (x, (x, torch.zeros(5, dtype=torch.long)), [x]):
+            probabilities = module.predict_step(batch, 0)
+            assert torch.equal(probabilities, logits.softmax(dim=1))
+    assert probabilities.shape == (5, 10)
+    torch.testing.assert_close(probabilities.sum(1), torch.ones(5))
+
+
+def test_the_module_normalizes_by_default():
+    module = Classifier(nn.Identity(), CEELoss(), optimizer=lambda p: None)
+    assert module.normalize is True
+    x = torch.tensor([[0, 255]], dtype=torch.uint8)
+    assert torch.equal(module(x), old_scale(x, True))
+
+
+@pytest.mark.parametrize(("trainer", "automatic"), [
+    (SimpleNamespace(), True),  # a plain Lightning trainer: one step per call
+    (SimpleNamespace(steps_per_call=1), True),
+    (SimpleNamespace(steps_per_call=10), False),
+])  # fmt: skip
+def test_setup_takes_the_steps_per_call_from_the_trainer(trainer, automatic):
+    module = classifier()
+    module._trainer = trainer
+    module.setup("fit")
+    assert module.automatic_optimization is automatic
 
 
 def test_the_training_loss_is_what_loss_says_and_nll_stays_plain(outputs):
@@ -281,10 +375,13 @@ def test_what_the_loss_is_fed(loss, loss_input, fed, outputs):
 def test_bad_module_arguments_are_refused_by_name():
     with pytest.raises(ValueError, match=r"^loss_input must be one of .*'raw'"):
         classifier(loss_input="raw")
-    with pytest.raises(ValueError, match=r"^steps_per_call must be a positive integer, got 0"):
-        classifier(steps_per_call=0)
     with pytest.raises(ValueError, match=r"^scheduler_interval must be .*'batch'"):
         classifier(scheduler_interval="batch")
+    for value in ("yes", 1, None):
+        with pytest.raises(ValueError, match=rf"^normalize must be true or false, got {value!r}$"):
+            classifier(normalize=value)
+    with pytest.raises(TypeError, match="steps_per_call"):  # the trainer's setting now
+        classifier(steps_per_call=2)
 
 
 @pytest.mark.parametrize(
@@ -310,6 +407,10 @@ STEP_LR = {"_target_": "torch.optim.lr_scheduler.StepLR", "_partial_": True, "st
 
 
 def test_make_builds_what_a_plain_config_describes():
+    assert target(NET) is MLP  # resolved, not called
+    assert target(SGD) is torch.optim.SGD
+    assert make({"_target_": "collections.Counter", "a": 2}) == {"a": 2}
+    assert make(NET, hidden=[3]).layers[1].out_features == 3  # extra keyword arguments
     net = make(NET)
     assert isinstance(net, MLP)
     assert net(torch.zeros(2, 784)).shape == (2, 10)
@@ -328,20 +429,15 @@ def test_parts_given_as_objects_are_not_saved_as_hyperparameters():
     assert Classifier(NET, LOSS, SGD).hparams["net"] == NET
 
 
-@pytest.mark.parametrize("steps_per_call", [1, 2])
+@pytest.mark.parametrize(("steps_per_call", "normalize"), [(1, True), (2, False)])
 def test_a_checkpoint_of_plain_configs_rebuilds_the_module_alone(
-    steps_per_call, tiny_mnist, tmp_path
+    steps_per_call, normalize, tiny_mnist, tmp_path
 ):
     torch.manual_seed(0)
-    module = Classifier(NET, LOSS, SGD, {**STEP_LR, "gamma": 0.5}, steps_per_call=steps_per_call)
-    dm = MNISTDataModule(
-        tiny_mnist["root"],
-        download=False,
-        batch_size=10,
-        eval_batch_size=16,
+    module = Classifier(NET, LOSS, SGD, {**STEP_LR, "gamma": 0.5}, normalize=normalize)
+    dm = MNISTDataModule(tiny_mnist["root"], download=False, batch_size=10, eval_batch_size=16)
+    trainer = Trainer(
         steps_per_call=steps_per_call,
-    )
-    trainer = L.Trainer(
         max_epochs=2,
         accelerator="cpu",
         logger=False,
@@ -357,12 +453,20 @@ def test_a_checkpoint_of_plain_configs_rebuilds_the_module_alone(
 
     contents = torch.load(path, map_location="cpu", weights_only=True)  # plain data only
     assert contents["hyper_parameters"]["net"] == NET
+    assert contents["hyper_parameters"]["normalize"] is normalize
+    assert "steps_per_call" not in contents["hyper_parameters"]
     loaded = Classifier.load_from_checkpoint(path)  # no other argument
-    x, _ = dm.scale(*dm.splits["test"])
+    assert loaded.normalize is normalize
+    x, _ = dm.splits["test"]  # raw uint8 images: the module scales them itself
+    assert x.dtype == torch.uint8
     module.eval()
     loaded.eval()
     with torch.no_grad():
         assert torch.equal(loaded(x), module(x))
+        assert torch.equal(loaded(x), module.net(old_scale(x, normalize)))
+    predicted = torch.cat(trainer.predict(loaded, datamodule=dm))  # the test split
+    with torch.no_grad():
+        assert torch.equal(predicted, module(x).softmax(dim=1))
     assert loaded.history == module.history
     assert loaded.status == "ok"
     assert [h["epoch"] for h in loaded.history] == [0, 1, 2]
@@ -452,13 +556,13 @@ def test_neither_the_module_nor_the_data_module_hands_its_hyperparameters_to_the
 def test_the_config_contradictions_are_refused_with_the_keys_and_values_to_set():
     twice = (
         "loss_input='probabilities' with loss.from_logits=True would apply the softmax twice: "
-        "set loss.from_logits=false, or loss.input=auto"
+        "set loss.from_logits=false, or classifier.loss_input=auto"
     )
     with pytest.raises(ValueError, match=f"^{re.escape(twice)}$"):
         classifier(SSELoss(), loss_input="probabilities")
     raw = (
         "loss_input='logits' with CEELoss(from_logits=False) would take the log of raw outputs: "
-        "CEE needs loss.from_logits=true (logits in) or loss.input=auto (softmax in)"
+        "CEE needs loss.from_logits=true (logits in) or classifier.loss_input=auto (softmax in)"
     )
     with pytest.raises(ValueError, match=f"^{re.escape(raw)}$"):
         classifier(CEELoss(from_logits=False), loss_input="logits")
@@ -618,6 +722,26 @@ def test_history_and_a_diverged_status_survive_a_checkpoint_and_old_ones_load_as
         fresh = classifier()
         fresh.on_load_checkpoint(old)
         assert (fresh.history, fresh.status) == ([], "ok")
+        assert fresh.normalize is False  # as built: nothing says otherwise
+
+
+@pytest.mark.parametrize(("datamodule", "normalize"), [
+    ({"normalize": False}, False),
+    ({"normalize": True}, True),
+    ({}, True),  # the data module's old default
+])  # fmt: skip
+def test_a_checkpoint_from_before_the_module_scaled_takes_the_data_modules_normalize(
+    datamodule, normalize
+):
+    """Written when the data module scaled the batches: the module scales as it did."""
+    old = {"hyper_parameters": {"net": NET}, "datamodule_hyper_parameters": datamodule}
+    module = classifier(normalize=not normalize)
+    module.on_load_checkpoint(old)
+    assert module.normalize is normalize
+    new = {"hyper_parameters": {"normalize": False}, "datamodule_hyper_parameters": datamodule}
+    module = classifier(normalize=False)
+    module.on_load_checkpoint(new)  # the module's own setting wins
+    assert module.normalize is False
 
 
 def test_an_unloadable_checkpoint_error_gives_torchs_reason_on_one_line(tmp_path: Path):

@@ -11,11 +11,13 @@ import re
 from pathlib import Path
 from types import SimpleNamespace
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
 
 from losslab.lit.batches import BatchIndexSampler
+from losslab.lit.classifier import scale_pixels
 from losslab.lit.data import BatchIndexSampler as ReexportedSampler
 from losslab.lit.data import MNISTDataModule, corrupt_labels
 
@@ -117,9 +119,11 @@ def test_real_eval_loaders_yield_the_raw_file_bytes_in_file_order(real_dm, raw):
 
 
 def test_normalized_train_pixels_have_mean_0_and_std_1(real_dm):
+    """The batches hold raw pixels; the model's scaling (scale_pixels, what Classifier applies)
+    standardises the training split."""
     total, total_sq, n = 0.0, 0.0, 0
     for batch in real_dm.eval_dataloader("train"):
-        x, _ = real_dm.on_after_batch_transfer(batch, 0)
+        x = scale_pixels(batch[0], normalize=True)
         assert x.dtype == torch.float32
         x = x.double()
         total, total_sq, n = (
@@ -134,12 +138,11 @@ def test_normalized_train_pixels_have_mean_0_and_std_1(real_dm):
     assert abs(std - 1.0) < 1e-3
 
 
-def test_unnormalized_pixels_lie_in_0_1_with_mean_0_1307(data_dir):
-    dm = make_dm(data_dir, normalize=False, eval_batch_size=10_000)
+def test_unnormalized_pixels_lie_in_0_1_with_mean_0_1307(real_dm):
     total, n = 0.0, 0
     lo, hi = math.inf, -math.inf
-    for batch in dm.eval_dataloader("train"):
-        x, _ = dm.on_after_batch_transfer(batch, 0)
+    for batch in real_dm.eval_dataloader("train"):
+        x = scale_pixels(batch[0], normalize=False)
         assert x.dtype == torch.float32
         lo, hi = min(lo, x.min().item()), max(hi, x.max().item())
         total, n = total + x.double().sum().item(), n + x.numel()
@@ -151,14 +154,47 @@ def test_unnormalized_pixels_lie_in_0_1_with_mean_0_1307(data_dir):
 # -- training batches ---------------------------------------------------------------------------
 
 
-def test_train_batches_are_float32_images_and_int64_labels_after_transfer(real_dm):
+def test_train_batches_are_raw_uint8_images_and_int64_labels(real_dm):
+    """Raw pixels: the model scales them (Classifier owns its preprocessing), and the data
+    module has no hook that changes a batch after transfer."""
     x, y = next(iter(real_dm.train_dataloader()))
-    assert x.dtype == torch.uint8  # scaled per batch, after transfer
-    x, y = real_dm.on_after_batch_transfer((x, y), 0)
     assert x.shape == (100, 1, 28, 28)
-    assert x.dtype == torch.float32
+    assert x.dtype == torch.uint8
     assert y.shape == (100,)
     assert y.dtype == torch.int64
+    assert not hasattr(real_dm, "scale")
+    assert MNISTDataModule.on_after_batch_transfer is L.LightningDataModule.on_after_batch_transfer
+
+
+@pytest.mark.parametrize(("k", "chunks"), [(1, None), (3, [3, 3, 1]), (10, [7])])
+def test_the_train_loader_yields_chunks_of_the_trainers_steps_per_call(tiny_mnist, k, chunks):
+    """A trainer with ``steps_per_call=K`` (losslab.lit.trainer.Trainer) gets lists of K
+    consecutive batches, the same batches in the same order; no trainer, or a plain Lightning
+    one: single batches."""
+    dm = make_dm(tiny_mnist["root"], batch_size=8)
+    single = list(dm.train_dataloader())
+    dm.trainer = SimpleNamespace(global_rank=0, world_size=1, steps_per_call=k)
+    items = list(dm.train_dataloader())
+    dm.trainer = None
+    if chunks is None:
+        assert all(isinstance(item, tuple) for item in items)
+        flat = items
+    else:
+        assert [len(chunk) for chunk in items] == chunks
+        assert len(dm.train_dataloader()) == 7  # no trainer: 7 single batches
+        flat = [batch for chunk in items for batch in chunk]
+    assert len(flat) == len(single) == 7
+    for (x, y), (sx, sy) in zip(flat, single, strict=True):
+        assert torch.equal(x, sx)
+        assert torch.equal(y, sy)
+
+
+def test_the_predict_loader_is_the_test_split_in_file_order(tiny_mnist):
+    dm = make_dm(tiny_mnist["root"], eval_batch_size=16)
+    x, y = collect(dm.predict_dataloader())
+    assert x.dtype == torch.uint8
+    assert np.array_equal(x.squeeze(1).numpy(), tiny_mnist["test_images"])
+    assert y.tolist() == tiny_mnist["test_labels"].tolist()
 
 
 def test_last_partial_batch_is_kept_by_default(data_dir):
@@ -350,11 +386,17 @@ def test_ddp_train_batch_size_must_divide_among_ranks(tiny_mnist):
         ({"batch_size": 2.5}, "batch_size must be a positive integer, got 2.5"),
         ({"batch_size": True}, "batch_size must be a positive integer, got True"),
         ({"eval_batch_size": 0}, "eval_batch_size must be a positive integer, got 0"),
-        ({"steps_per_call": 0}, "steps_per_call must be a positive integer, got 0"),
         ({"val_size": -1}, "val_size must be an integer in [0, 60000), got -1"),
         ({"val_size": 60000}, "val_size must be an integer in [0, 60000), got 60000"),
         ({"val_size": True}, "val_size must be an integer in [0, 60000), got True"),
-        ({"train_size": 0}, "train_size must be a positive integer, got 0"),
+        (
+            {"train_size": 0},
+            "train_size must be an integer of at least 10 (the subset is class-balanced: one "
+            "image per class or more), got 0",
+        ),
+        ({"train_size": 9}, "train_size must be an integer of at least 10 (the subset is "),
+        ({"train_size": 25.0}, "train_size must be an integer of at least 10 (the subset is "),
+        ({"train_size": True}, "train_size must be an integer of at least 10 (the subset is "),
         (
             {"train_size": 60001},
             "train_size must be at most the 60000 training images left (60000 minus val_size=0), "
@@ -387,18 +429,22 @@ def test_constructor_errors_name_the_argument_first(arguments, message, tmp_path
         MNISTDataModule(tmp_path, **arguments)
 
 
-def test_the_largest_allowed_values_are_accepted(tmp_path):
-    """Each range's edge: every training image left after the validation split, the largest
-    noise seed; the constructor takes them as given."""
-    dm = MNISTDataModule(tmp_path, val_size=59999, train_size=1, noise_seed=2**63 - 1)
-    assert (dm.val_size, dm.train_size, dm.noise_seed) == (59999, 1, 2**63 - 1)
+def test_the_edges_of_the_allowed_values_are_accepted(tmp_path):
+    """Each range's edge: the largest validation split, the smallest subset (one image per
+    class), every training image left after the validation split, the largest noise seed; the
+    constructor takes them as given."""
+    dm = MNISTDataModule(tmp_path, val_size=59999, noise_seed=2**63 - 1)
+    assert (dm.val_size, dm.train_size, dm.noise_seed) == (59999, None, 2**63 - 1)
+    dm = MNISTDataModule(tmp_path, val_size=59990, train_size=10)
+    assert (dm.val_size, dm.train_size) == (59990, 10)
     assert MNISTDataModule(tmp_path, val_size=5000, train_size=55000).train_size == 55000
 
 
 def test_the_defaults_are_the_data_configs_and_every_argument_is_a_hyperparameter(tmp_path):
     """Built in plain torch code, MNISTDataModule() has the defaults of losslab's data schema
-    (steps_per_call: the trainer's), and saves each argument it was given as a
-    hyperparameter (what a checkpoint's datamodule_hyper_parameters hold)."""
+    (nothing more: the input scaling is the model's, the steps per call the trainer's), and
+    saves each argument it was given as a hyperparameter (what a checkpoint's
+    datamodule_hyper_parameters hold)."""
     import dataclasses
     import inspect
 
@@ -411,9 +457,9 @@ def test_the_defaults_are_the_data_configs_and_every_argument_is_a_hyperparamete
     }
     schema = {f.name: f.default for f in dataclasses.fields(DataConfig) if f.name != "_target_"}
     schema["eval_splits"] = splits
-    assert defaults == {**schema, "steps_per_call": 1}
+    assert defaults == schema
     built = MNISTDataModule()  # the defaults the constructor itself applies (what mutmut mutates)
-    assert dict(built.hparams) == {**schema, "eval_splits": list(splits), "steps_per_call": 1}
+    assert dict(built.hparams) == {**schema, "eval_splits": list(splits)}
     given = {
         "data_dir": str(tmp_path),
         "batch_size": 7,
@@ -422,12 +468,10 @@ def test_the_defaults_are_the_data_configs_and_every_argument_is_a_hyperparamete
         "label_noise": 0.25,
         "noise_seed": 17,
         "download": False,
-        "normalize": False,
         "seed": 19,
         "eval_batch_size": 23,
         "drop_last": True,
         "replacement": True,
-        "steps_per_call": 3,
         "eval_splits": ["test", "val"],
     }
     dm = MNISTDataModule(**given)
@@ -473,7 +517,10 @@ def test_val_split_without_val_size_is_rejected(real_dm):
 
 
 @pytest.mark.parametrize("step", ["prepare_data", "setup"])
-def test_missing_files_without_download_name_folder_files_and_variable(tmp_path, step):
+def test_missing_files_without_download_name_the_folder_and_the_files(tmp_path, step):
+    """The library names what is missing and where; the command adds how to point at the files
+    (losslab-train: LOSSLAB_DATA_DIR / data.data_dir, tests/run/test_build.py; losslab-eval:
+    --data-dir)."""
     dm = MNISTDataModule(tmp_path, download=False)
     with pytest.raises(FileNotFoundError) as info:
         getattr(dm, step)()
@@ -481,7 +528,7 @@ def test_missing_files_without_download_name_folder_files_and_variable(tmp_path,
     assert str(tmp_path / "MNIST" / "raw") in message
     for name in RAW_NAMES:
         assert name in message
-    assert "LOSSLAB_DATA_DIR" in message
+    assert "no download allowed" in message
 
 
 @pytest.mark.parametrize("name", RAW_NAMES)
@@ -610,12 +657,11 @@ def test_label_noise_corrupts_train_and_val_and_the_train_evaluation_yields_the_
     assert (vy != torch.from_numpy(true_of[file_positions(vx, tiny_mnist)])).any()
     _, ty = collect(dm.test_dataloader())
     assert ty.tolist() == tiny_mnist["test_labels"].tolist()
-    # scaling passes every label tensor through unchanged
-    scaled = dm.on_after_batch_transfer(batches[0], 0)
-    assert len(scaled) == 3
-    assert scaled[0].dtype == torch.float32
-    assert torch.equal(scaled[1], batches[0][1])
-    assert torch.equal(scaled[2], batches[0][2])
+    # the batch reaches the module as it is: raw images, both label tensors untouched
+    moved = dm.transfer_batch_to_device(batches[0], torch.device("cpu"), 0)
+    assert len(moved) == 3
+    assert moved[0].dtype == torch.uint8
+    assert all(a is b for a, b in zip(moved, batches[0], strict=True))
 
 
 def test_the_flips_depend_on_the_noise_seed_alone_and_the_subset_on_the_seed_alone(tiny_mnist):
@@ -647,34 +693,16 @@ def test_without_label_noise_batches_hold_no_true_labels(tiny_mnist):
 
 
 def test_tiny_idx_files_round_trip_through_torchvision(tiny_mnist):
-    dm = make_dm(tiny_mnist["root"], batch_size=8, eval_batch_size=16, normalize=False)
+    dm = make_dm(tiny_mnist["root"], batch_size=8, eval_batch_size=16)
     for split in ("train", "test"):
         x, y = collect(dm.eval_dataloader(split))
         assert x.shape == (len(tiny_mnist[f"{split}_labels"]), 1, 28, 28)
         assert np.array_equal(x.squeeze(1).numpy(), tiny_mnist[f"{split}_images"])
         assert y.dtype == torch.int64
         assert y.tolist() == tiny_mnist[f"{split}_labels"].tolist()
-        scaled, _ = dm.on_after_batch_transfer((x, y), 0)
+        scaled = scale_pixels(x, normalize=False)
         expected = torch.from_numpy(tiny_mnist[f"{split}_images"]).unsqueeze(1).double() / 255
         torch.testing.assert_close(scaled.double(), expected, rtol=0, atol=1e-7)
-
-
-@pytest.mark.parametrize("normalize", [True, False])
-def test_scale_returns_new_float32_images_and_never_writes_into_the_callers(normalize, tmp_path):
-    dm = MNISTDataModule(tmp_path, normalize=normalize)
-    pixels = torch.tensor([[0, 128, 255]], dtype=torch.uint8)
-    y, true_y = torch.tensor([3]), torch.tensor([4])
-    x, y_out, true_out = dm.scale(pixels, y, true_y)
-    expected = pixels.double() / 255
-    if normalize:
-        expected = (expected - 0.1307) / 0.3081
-    torch.testing.assert_close(x.double(), expected, rtol=0, atol=1e-6)
-    assert x.dtype == torch.float32
-    assert (y_out, true_out) == (y, true_y)  # the label tensors themselves, untouched
-    floats = pixels.float()  # images that are float32 already: still a new tensor
-    before = floats.clone()
-    dm.scale(floats)
-    assert torch.equal(floats, before)
 
 
 def test_tiny_train_loader_yields_every_image_once_with_its_label(tiny_mnist):
@@ -813,16 +841,75 @@ def test_sizes_that_do_not_fit_the_files_name_both_keys_and_the_count(tiny_mnist
 
 
 @pytest.mark.parametrize(
-    ("train_size", "counts"), [(50, [5] * 10), (25, [3] * 5 + [2] * 5), (40, [4] * 10)]
+    ("train_size", "counts"),
+    [(50, [5] * 10), (25, [2] * 5 + [3] * 5), (40, [4] * 10), (10, [1] * 10)],
 )
 def test_a_subset_is_as_balanced_as_its_size_allows_up_to_every_image(
     tiny_mnist, train_size, counts
 ):
-    """5 images per class: 50 takes them all; 25 gives the extra image to classes 0 to 4."""
+    """5 images per class: 50 takes them all; 25 gives an extra image to 5 of the classes."""
     dm = make_dm(tiny_mnist["root"], train_size=train_size)
     x, y = collect(dm.eval_dataloader("train"))
-    assert torch.bincount(y, minlength=10).tolist() == counts
+    assert sorted(torch.bincount(y, minlength=10).tolist()) == counts
     assert len(set(file_positions(x, tiny_mnist))) == train_size
+
+
+def reference_subset(
+    labels: np.ndarray, size: int, val_size: int, seed: int, divides: bool
+) -> tuple[list[int], list[int]]:
+    """The file positions of a balanced subset and the classes with one image more, drawn as
+    documented (independently of losslab): the seeded generator draws the val hold-out, then,
+    only when ``size % 10``, which classes get one more, then the order the images are taken in."""
+    g = torch.Generator().manual_seed(seed)
+    pool = torch.arange(len(labels))
+    if val_size:
+        pool = torch.randperm(len(labels), generator=g)[val_size:].sort().values
+    extra = [] if divides else torch.randperm(10, generator=g)[: size % 10].tolist()
+    per_class = [size // 10 + (c in extra) for c in range(10)]
+    order = torch.randperm(len(pool), generator=g)
+    pool_labels = torch.from_numpy(labels.astype(np.int64))[pool]
+    chosen = [order[pool_labels[order] == c][:k] for c, k in enumerate(per_class)]
+    return sorted(pool[torch.cat(chosen)].tolist()), sorted(extra)
+
+
+@pytest.mark.parametrize(("size", "val_size", "seed"), [(20, 0, 0), (30, 10, 3), (40, 5, 11)])
+def test_a_subset_that_divides_among_the_classes_draws_no_extra_classes(
+    tiny_mnist, size, val_size, seed
+):
+    """No draw for the extra images when the size divides: the same subsets as before classes
+    were drawn for the extra image (runs with train_size=300 keep their images)."""
+    dm = make_dm(tiny_mnist["root"], train_size=size, val_size=val_size, seed=seed)
+    x, _ = collect(dm.eval_dataloader("train"))
+    expected, _ = reference_subset(tiny_mnist["train_labels"], size, val_size, seed, divides=True)
+    assert sorted(file_positions(x, tiny_mnist)) == expected
+
+
+@pytest.mark.parametrize(("size", "val_size", "seed"), [(25, 0, 0), (13, 10, 3), (37, 5, 11)])
+def test_the_classes_that_get_one_image_more_are_drawn_with_the_seed(
+    tiny_mnist, size, val_size, seed
+):
+    dm = make_dm(tiny_mnist["root"], train_size=size, val_size=val_size, seed=seed)
+    x, y = collect(dm.eval_dataloader("train"))
+    expected, extra = reference_subset(
+        tiny_mnist["train_labels"], size, val_size, seed, divides=False
+    )
+    assert sorted(file_positions(x, tiny_mnist)) == expected
+    counts = torch.bincount(y, minlength=10).tolist()
+    assert [c for c in range(10) if counts[c] > size // 10] == extra
+
+
+def test_the_classes_with_an_extra_image_are_not_always_the_first(tiny_mnist):
+    """Not classes 0 to k-1 every time (a bias toward the low digits in every small subset):
+    across seeds the extra images go to other classes too."""
+    favoured = set()
+    for seed in range(4):
+        _, y = collect(
+            make_dm(tiny_mnist["root"], train_size=25, seed=seed).eval_dataloader("train")
+        )
+        counts = torch.bincount(y, minlength=10).tolist()
+        favoured.add(tuple(c for c in range(10) if counts[c] == 3))
+    assert len(favoured) > 1
+    assert favoured != {(0, 1, 2, 3, 4)}
 
 
 def test_a_subset_needing_more_of_a_class_than_there_are_names_the_class(tiny_mnist):

@@ -1,20 +1,19 @@
 """Symmetric label noise (``data.label_noise``, ``data.noise_seed``) and what it measures: the
 flips against the binomial and uniform laws on the real 60k labels, the same wrong labels for
 every run seed and loss, nested rates, a clean test split, refused rates, memorization worked
-out by hand, the TensorBoard tags and chart of a real noisy run, and a tiny label-noise study."""
+out by hand, the TensorBoard tags and chart of a real noisy run (the label-noise study's own
+tests: tests/study/)."""
 
 from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import yaml
-from conftest import command, ok, train, tree_digest
+from conftest import train, tree_digest
 from scipy import stats
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.custom_scalar import layout_pb2
@@ -203,35 +202,3 @@ def test_a_noisy_run_logs_true_accuracy_and_memorization_and_charts_them(shared_
     assert charts[chart] == [pattern]
     hparams = json.loads((run / "result.json").read_text())["hparams"]
     assert hparams["label_noise"] == 0.4
-
-
-# -- a tiny label-noise study -------------------------------------------------------------------
-
-
-@pytest.mark.slow
-@pytest.mark.process
-def test_a_tiny_noise_study_compares_last_epoch_and_early_stopped_accuracy(tmp_path, data_dir):
-    args = ["noise", "--dir", "st", "--losses", "cee,mae", "--noise", "0,0.4", "--lrs", "0.1,1",
-            "--tune-seeds", "7,8", "--seeds", "0,1", "data.train_size=300", "data.val_size=300",
-            "trainer.max_epochs=2", "hydra/launcher=basic"]  # fmt: skip
-    ok(command(sys.executable, "-m", "losslab.study.stages", *args, cwd=tmp_path))
-    st = tmp_path / "st"
-    choices = yaml.safe_load((st / "tune" / "choices.yaml").read_text())
-    assert {loss: sorted(c) for loss, c in choices.items()} == {
-        "cee": [0.0, 0.4],
-        "mae": [0.0, 0.4],
-    }
-    for run in (st / "final").iterdir():
-        if (run / "result.json").is_file():
-            hp = json.loads((run / "result.json").read_text())["hparams"]
-            assert hp["lr"] == choices[hp["loss"]][hp["label_noise"]]["lr"]
-            assert hp["seed"] in (0, 1)
-    text = (st / "verdict.md").read_text()
-    last = text.index("### test accuracy after the last epoch")
-    early = text.index("### test accuracy at the epoch the noisy validation accuracy picks")
-    for section in (text[last:early], text[early:]):
-        assert re.search(r"\|\s+0 \| cee - mae[^|]*\| 2 \|", section), section
-        assert re.search(r"\|\s+0\.4 \| cee - mae[^|]*\| 2 \|", section), section
-    with (st / "verdict.csv").open() as f:
-        assert len(f.read().strip().splitlines()) == 1 + 2 * 2  # two tables of two comparisons
-    assert (st / "noise.png").stat().st_size > 10_000

@@ -1,6 +1,7 @@
-"""Several optimizer steps per Lightning training step (``trainer.steps_per_call=K``): the same
-numbers as K = 1 bit for bit, the same step counting, logging, divergence stop, max_steps,
-schedulers and mid-epoch resume; what K > 1 cannot do is refused by name."""
+"""Several optimizer steps per Lightning training step (``losslab.lit.trainer.Trainer(
+steps_per_call=K)``): the same numbers as K = 1 bit for bit, the same step counting, logging,
+divergence stop, max_steps, schedulers and mid-epoch resume; ``auto`` is K = 10 where that is
+exact and 1 where Lightning's own step is needed; what K > 1 cannot do is refused by name."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ from lightning.pytorch.loggers import Logger
 from losslab import CEELoss
 from losslab.lit.classifier import Classifier
 from losslab.lit.data import MNISTDataModule
+from losslab.lit.trainer import (
+    Trainer,
+)
 from losslab.models import MLP
 
 # 520 images in batches of 50: 11 batches an epoch, the last one of 20 images; with K = 3 the
@@ -68,8 +72,11 @@ def fit(
     ckpt_path: str | None = None,
     root: Path | None = None,
     data: dict | None = None,
+    plain: bool = False,
     **trainer_kwargs: Any,
 ) -> tuple[Classifier, L.Trainer, MemoryLogger]:
+    """Fit under ``Trainer(steps_per_call=k)``; ``plain``: under ``lightning.Trainer`` (no
+    ``steps_per_call``: one step per call)."""
     torch.manual_seed(0)
     module = Classifier(
         MLP(hidden=(32,)),
@@ -77,11 +84,10 @@ def fit(
         optimizer=functools.partial(torch.optim.SGD, lr=0.1, momentum=0.9),
         scheduler=scheduler,
         scheduler_interval="step" if scheduler else "epoch",
-        steps_per_call=k,
     )
-    dm = MNISTDataModule(data_dir, download=False, steps_per_call=k, **(data or DATA))
+    dm = MNISTDataModule(data_dir, download=False, **(data or DATA))
     logger = MemoryLogger()
-    trainer = L.Trainer(
+    trainer = (L.Trainer if plain else functools.partial(Trainer, steps_per_call=k))(
         accelerator="cpu",
         max_epochs=epochs,
         logger=logger,
@@ -119,6 +125,19 @@ def test_k_steps_per_call_give_the_same_parameters_curves_and_batch_losses(k1, k
     assert logk.points == log1.points  # every tag, step and value: curves and batch/loss
     assert [s for s, m in log1.points if "batch/loss" in m] == [1, 4, 7, 10, 13, 16, 19, 22]
     assert [h["epoch"] for h in mk.history] == [0, 1, 2]
+    assert tk.steps_per_call == k
+    assert not mk.automatic_optimization
+
+
+def test_a_plain_lightning_trainer_runs_one_step_per_call_with_the_same_numbers(k1, data_dir):
+    m1, t1, log1 = k1
+    mp, tp, logp = fit(data_dir, 1, plain=True)
+    assert not hasattr(tp, "steps_per_call")
+    assert mp.automatic_optimization
+    assert tp.global_step == t1.global_step == 22
+    for name, tensor in params(m1).items():
+        assert torch.equal(params(mp)[name], tensor), name
+    assert logp.points == log1.points
 
 
 def test_a_nan_in_step_4_of_a_chunk_of_10_stops_there_and_marks_the_run_diverged(data_dir):
@@ -198,10 +217,12 @@ def test_resume_from_a_mid_epoch_checkpoint_with_k_10_equals_the_uninterrupted_r
 @pytest.mark.parametrize(
     ("setting", "kwargs"),
     [
-        ("gradient_clip_val", {"gradient_clip_val": 1.0}),
-        ("accumulate_grad_batches", {"accumulate_grad_batches": 2}),
-        ("precision", {"precision": "bf16-mixed"}),
-        ("trainer.strategy", {"strategy": "ddp", "devices": 2}),
+        ("trainer.gradient_clip_val=1.0", {"gradient_clip_val": 1.0}),
+        ("trainer.accumulate_grad_batches=2", {"accumulate_grad_batches": 2}),
+        ("trainer.precision=bf16-mixed", {"precision": "bf16-mixed"}),
+        ("trainer.devices=2 processes", {"strategy": "ddp", "devices": 2}),
+        ("trainer.overfit_batches=0.1", {"overfit_batches": 0.1}),
+        ("trainer.fast_dev_run=True", {"fast_dev_run": True}),
     ],
 )
 def test_what_k_steps_cannot_do_is_refused_naming_both_settings(setting, kwargs):
@@ -210,6 +231,8 @@ def test_what_k_steps_cannot_do_is_refused_naming_both_settings(setting, kwargs)
 
     with pytest.raises(UsageError) as err:
         TrainerConfig(steps_per_call=10, **kwargs)
-    assert "trainer.steps_per_call=10" in str(err.value)
-    assert setting in str(err.value)
+    assert str(err.value).startswith(
+        f"trainer.steps_per_call=10 cannot be combined with {setting}:"
+    )
     TrainerConfig(steps_per_call=1, **kwargs)  # K = 1 allows it
+    TrainerConfig(steps_per_call="auto", **kwargs)  # and so does auto (then 1)

@@ -10,20 +10,23 @@ evaluation) and ``lr`` (the learning rate the epoch trained with), the epoch as 
 trainer must run it in full (``num_sanity_val_steps=-1``, as every config in ``conf/trainer``
 does).
 
-Several optimizer steps per training step (``steps_per_call=K > 1``): the train loader yields
-chunks of K batches and :meth:`training_step` runs K optimizer steps on them with manual
-optimization. The steps, their order and their ops are those of K = 1, so the numbers are the
-same bit for bit on CPU; what is saved is Lightning's per-step machinery, paid once per chunk.
+The module owns its input preprocessing: it takes raw MNIST images (uint8 0-255, or floats in
+[0, 1]) and scales them (``normalize``: standardised with the training pixels' mean and standard
+deviation), so a checkpoint classifies raw images on its own
+(``Classifier.load_from_checkpoint(path)(images)``, ``trainer.predict``).
+
+Several optimizer steps per training step (``trainer.steps_per_call=K > 1``, see
+:mod:`losslab.lit.trainer`): the train loader yields chunks of K batches and
+:meth:`training_step` runs K optimizer steps on them with manual optimization. The steps, their
+order and their ops are those of K = 1, so the numbers are the same bit for bit on CPU; what is
+saved is Lightning's per-step machinery, paid once per chunk.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -31,55 +34,35 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
-from losslab.errors import UsageError
 from losslab.lit.metrics import EpochMetrics, final_metrics
+from losslab.lit.spec import Spec, make
 from losslab.losses import CEELoss
-from losslab.names import BATCH_LOSS, EPOCH_TIME, GAP, KINDS, LR, SPLITS
+from losslab.names import BATCH_LOSS, EPOCH_TIME, GAP, KINDS, LR, PIXEL_MEAN, PIXEL_STD, SPLITS
 
-__all__ = ["LOSS_INPUTS", "Classifier", "make", "read_checkpoint"]
+__all__ = ["LOSS_INPUTS", "Classifier", "scale_pixels"]
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 SchedulerFactory = Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler]
-Spec = Mapping[str, Any]  # {"_target_": "losslab.models.MLP", "hidden": [100], ...}
 LOSS_INPUTS = ("auto", "logits", "probabilities")
 
 
-def make(spec: Any) -> Any:
-    """The object a plain config ``spec`` describes (``{"_target_": "module.Class", **kwargs}``,
-    with ``"_partial_": True`` a ``functools.partial``), as Hydra's ``instantiate`` would build
-    it; anything that is not a mapping is returned as it is."""
-    if not isinstance(spec, Mapping):
-        return spec
-    kwargs = dict(spec)
-    if "_target_" not in kwargs:
-        raise ValueError(
-            f"a config to build must name what it builds in _target_ ('module.Class'), got the "
-            f"keys {sorted(map(str, kwargs))}"
-        )
-    target = kwargs.pop("_target_")
-    partial = kwargs.pop("_partial_", False)
-    module, _, name = target.rpartition(".")
-    factory = getattr(importlib.import_module(module), name)
-    return functools.partial(factory, **kwargs) if partial else factory(**kwargs)
+def scale_pixels(x: Tensor, normalize: bool = True) -> Tensor:
+    """Raw images as the net takes them: uint8 pixels 0-255 (or floats in [0, 1]) as float32,
+    scaled to [0, 1] and, with ``normalize``, standardised with MNIST's training mean and
+    standard deviation (:data:`~losslab.names.PIXEL_MEAN`, :data:`~losslab.names.PIXEL_STD`).
 
-
-def read_checkpoint(path: str | Path, key: str) -> dict[str, Any]:
-    """A Lightning checkpoint's contents (loaded with ``weights_only=True``), or a
-    :class:`~losslab.errors.UsageError` naming ``key`` when ``path`` holds none."""
-    path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"{key}={path}: no such checkpoint file")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # a truncated file, another format, ...: the reason in one line
-        reason = " ".join(str(err).split())[:200]
-        raise UsageError(f"{key}={path}: not a checkpoint torch can load ({reason})") from err
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise UsageError(
-            f"{key}={path}: not a Lightning checkpoint (no state_dict); pass a .ckpt file that "
-            f"losslab-train wrote (<run>/checkpoints/last.ckpt)"
-        )
-    return checkpoint
+    Example:
+        >>> scale_pixels(torch.tensor([0, 255], dtype=torch.uint8), normalize=False)
+        tensor([0., 1.])
+    """
+    # one new float32 buffer, then in place: out-of-place ops on large batches cost page faults
+    # (torch.add(shift, x, alpha=scale) is 3x slower at 10k images); copy=True: a float32 x
+    # would otherwise be the buffer itself, and the caller's images scaled in place
+    top = 255.0 if x.dtype == torch.uint8 else 1.0
+    x = x.to(torch.float32, copy=True)
+    if normalize:
+        return x.mul_(1.0 / (top * PIXEL_STD)).sub_(PIXEL_MEAN / PIXEL_STD)
+    return x.mul_(1.0 / top)
 
 
 class Classifier(L.LightningModule):
@@ -101,12 +84,17 @@ class Classifier(L.LightningModule):
             ``"probabilities"`` (their softmax) or ``"auto"``: probabilities for a loss with
             ``from_logits=False`` (the book's setting), else logits. ``"logits"`` with
             ``SSELoss(from_logits=False)`` is the square loss on raw logits (Hui & Belkin).
-        steps_per_call: optimizer steps per training step (K); with K > 1 the train loader
-            must yield lists of K ``(x, y)`` batches (``MNISTDataModule(steps_per_call=K)``).
+        normalize: the input scaling (:func:`scale_pixels`): raw pixels standardised (True)
+            or only scaled to [0, 1] (False, the book's setting).
+
+    ``module(images)`` gives the logits of raw images ``(N, 1, 28, 28)`` or ``(N, 784)``;
+    ``trainer.predict`` gives class probabilities. The optimizer steps per training step are the
+    trainer's (``losslab.lit.trainer.Trainer(steps_per_call=K)``; 1 under a plain Lightning Trainer).
 
     After ``fit``, :attr:`history` holds one dict of metrics per epoch (saved in checkpoints),
     :attr:`status` is ``"ok"`` or ``"diverged"`` (a non-finite loss stops training) and
-    :attr:`reliability` holds the last evaluation's reliability bins per split.
+    :attr:`reliability` holds the last evaluation's reliability bins per split and :attr:`hits`
+    which of its samples it got right.
     Checkpoints hold tensors and plain data only: ``torch.load(path, weights_only=True)`` works.
     """
 
@@ -118,7 +106,7 @@ class Classifier(L.LightningModule):
         scheduler: SchedulerFactory | Spec | None = None,
         scheduler_interval: str = "epoch",
         loss_input: str = "auto",
-        steps_per_call: int = 1,
+        normalize: bool = True,
     ) -> None:
         super().__init__()
         if loss_input not in LOSS_INPUTS:
@@ -127,8 +115,8 @@ class Classifier(L.LightningModule):
             raise ValueError(
                 f"scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}"
             )
-        if not isinstance(steps_per_call, int) or steps_per_call < 1:
-            raise ValueError(f"steps_per_call must be a positive integer, got {steps_per_call!r}")
+        if not isinstance(normalize, bool):
+            raise ValueError(f"normalize must be true or false, got {normalize!r}")
         parts = {"net": net, "loss": loss, "optimizer": optimizer, "scheduler": scheduler}
         if all(isinstance(p, Mapping) or p is None for p in parts.values()):
             # plain data: the checkpoint rebuilds them (named, not read from this frame)
@@ -137,7 +125,7 @@ class Classifier(L.LightningModule):
                     **parts,
                     "scheduler_interval": scheduler_interval,
                     "loss_input": loss_input,
-                    "steps_per_call": steps_per_call,
+                    "normalize": normalize,
                 },
                 logger=False,
             )
@@ -148,28 +136,34 @@ class Classifier(L.LightningModule):
         if loss_input == "probabilities" and from_logits:
             raise ValueError(
                 "loss_input='probabilities' with loss.from_logits=True would apply the softmax "
-                "twice: set loss.from_logits=false, or loss.input=auto"
+                "twice: set loss.from_logits=false, or classifier.loss_input=auto"
             )
         if loss_input == "logits" and not from_logits and isinstance(self.loss, CEELoss):
             raise ValueError(
                 "loss_input='logits' with CEELoss(from_logits=False) would take the log of raw "
-                "outputs: CEE needs loss.from_logits=true (logits in) or loss.input=auto "
+                "outputs: CEE needs loss.from_logits=true (logits in) or classifier.loss_input=auto "
                 "(softmax in)"
             )
         if loss_input == "auto":
             loss_input = "logits" if from_logits else "probabilities"
         self.wants_probabilities = loss_input == "probabilities"
-        self.automatic_optimization = steps_per_call == 1
+        self.normalize = normalize
         self.eval_metrics = EpochMetrics(SPLITS)
         self.history: list[dict[str, float]] = []
         self.status = "ok"
         self.reliability: dict[str, dict[str, list[float]]] = {}
+        self.hits: dict[str, Tensor] = {}
         self._splits: list[str] = []  # set by on_validation_epoch_start
         self._epoch_start = math.nan
         self._epoch_lr: float | None = None  # set by on_train_epoch_start
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
+        """The logits of raw images ``x`` (uint8 0-255 or floats in [0, 1])."""
+        return self.net(scale_pixels(x, self.normalize))
+
+    def setup(self, stage: str) -> None:
+        # K optimizer steps per training step, as the trainer says (losslab.lit.trainer.Trainer)
+        self.automatic_optimization = getattr(self.trainer, "steps_per_call", 1) == 1
 
     def _loss(self, logits: Tensor, y: Tensor) -> Tensor:
         return self.loss(logits.softmax(dim=1) if self.wants_probabilities else logits, y)
@@ -179,13 +173,13 @@ class Classifier(L.LightningModule):
     def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
         if self.automatic_optimization:  # K = 1: Lightning runs the step (closure, AMP, ...)
             x, y = batch
-            return self._loss(self.net(x), y)
+            return self._loss(self(x), y)
         # K > 1: the same K steps, zero_grad -> forward -> backward -> step, done here
         optimizer = self.optimizers()
         scheduler = self.lr_schedulers() if self.scheduler_interval == "step" else None
         for x, y in batch:
             optimizer.zero_grad()
-            loss = self._loss(self.net(x), y)
+            loss = self._loss(self(x), y)
             self.manual_backward(loss)
             optimizer.step()
             if scheduler is not None:
@@ -282,7 +276,7 @@ class Classifier(L.LightningModule):
         self._splits = list(loaders)
 
     def _update_metrics(self, split: str, x: Tensor, y: Tensor, *true_y: Tensor) -> None:
-        logits = self.net(x)
+        logits = self(x)
         self.eval_metrics.update(split, logits, y, self._loss(logits, y), *true_y)
 
     def validation_step(
@@ -294,6 +288,7 @@ class Classifier(L.LightningModule):
     def _compute(self, split: str) -> dict[str, Tensor]:
         """The split's metrics (synced across DDP processes: each sample counted once); resets."""
         values, self.reliability[split] = self.eval_metrics.compute(split)
+        self.hits[split] = self.eval_metrics.hits(split)
         return values
 
     def on_validation_epoch_end(self) -> None:
@@ -336,6 +331,11 @@ class Classifier(L.LightningModule):
         """``trainer.test(module, datamodule)``: the test split's metrics, as the curves have them."""
         self._update_metrics("test", *batch)
 
+    def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Tensor:
+        """Class probabilities ``(N, C)`` of a batch of raw images (or of ``(images, labels)``)."""
+        x = batch[0] if isinstance(batch, tuple | list) else batch
+        return self(x).softmax(dim=1)
+
     def on_test_epoch_end(self) -> None:
         for key, value in self._compute("test").items():
             self.log(key, value, sync_dist=True)
@@ -350,6 +350,11 @@ class Classifier(L.LightningModule):
         checkpoint["losslab"] = {"history": self.history, "status": self.status}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # a checkpoint from before the module scaled its input: its data module did
+        if "normalize" not in checkpoint.get("hyper_parameters", {"normalize": None}):
+            self.normalize = checkpoint.get("datamodule_hyper_parameters", {}).get(
+                "normalize", True
+            )
         state = checkpoint.get("losslab", {})
         self.history = list(state.get("history", []))
         self.status = state.get("status", "ok")

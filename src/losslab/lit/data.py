@@ -2,9 +2,10 @@
 
 Each split lives in memory as one uint8 tensor ``(n, 1, 28, 28)`` plus int64 labels (47 MB for
 the 60k training images), on the device the model trains on. A batch is one indexing of those
-tensors; scaling to [0, 1] and normalising happen per batch, after transfer, on that device.
-There is no per-sample ``__getitem__``, no PIL, no collate: the canonical torchvision pipeline
-spends most of a CPU epoch on those (see ``scripts/bench.py``).
+tensors, raw pixels: the model scales them (:class:`~losslab.lit.classifier.Classifier` owns its
+input preprocessing, so its checkpoints classify raw images). There is no per-sample
+``__getitem__``, no PIL, no collate: the canonical torchvision pipeline spends most of a CPU
+epoch on those (see ``scripts/bench.py``).
 
 Label noise (``label_noise=p``): each training label flips with probability ``p`` to one of the
 other ``C - 1`` classes, uniformly (:func:`corrupt_labels`). The flips are drawn once for the
@@ -32,16 +33,7 @@ from losslab.lit.batches import BatchIndexSampler, TensorLoader
 from losslab.lit.mnist import MNIST_FILES
 from losslab.names import NUM_CLASSES, SPLITS, TRAIN_IMAGES
 
-__all__ = [
-    "MNIST_FILES",
-    "MNIST_MEAN",
-    "MNIST_STD",
-    "BatchIndexSampler",
-    "MNISTDataModule",
-    "corrupt_labels",
-]
-
-MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # of the 60k training pixels scaled to [0, 1]
+__all__ = ["MNIST_FILES", "BatchIndexSampler", "MNISTDataModule", "corrupt_labels"]
 
 
 def corrupt_labels(labels: Tensor, p: float, seed: int, num_classes: int = NUM_CLASSES) -> Tensor:
@@ -79,27 +71,27 @@ class MNISTDataModule(L.LightningDataModule):
             ``$LOSSLAB_DATA_DIR``, else ``data`` in the working folder.
         batch_size: training batch size (global: split across DDP ranks).
         val_size: images held out of the training split (seeded) for ``loss/val``; 0 = none.
-        train_size: train on a seeded, class-balanced subset of this many images (None = all).
+        train_size: train on a seeded, class-balanced subset of this many images (None = all;
+            at least one per class; the classes that get one image more are drawn at random).
         label_noise: probability ``p`` in [0, 1) that a training (and validation) label flips to
             another class, uniformly (:func:`corrupt_labels`); the test split stays clean.
         noise_seed: seeds the label flips, independently of ``seed``.
         download: let torchvision download missing files (needs internet).
-        normalize: scale to [0, 1] then standardise with MNIST's mean/std; else only scale.
         seed: seeds the val hold-out, the subset and each epoch's shuffle.
         eval_batch_size: batch size of the per-epoch evaluation passes (no gradients).
         drop_last: drop the last incomplete training batch.
         replacement: draw each training batch with replacement (the book's ch. 4 sampling).
-        steps_per_call: the train loader yields lists of this many consecutive batches, for a
-            module that runs several optimizer steps per training step (1 = single batches).
         eval_splits: the splits each epoch's evaluation measures (``val_dataloader``): all of
             ``train``, ``val`` (when held out) and ``test`` by default; a study's tuning stage
             measures ``val`` alone, what it chooses on.
 
-    Loaders: ``train_dataloader`` (shuffled), ``val_dataloader`` (a dict ``{"train", ["val"],
-    "test"}`` of fixed-order evaluation loaders, those of ``eval_splits``: the module measures its
-    epoch curves on all of them), ``test_dataloader`` (official 10k), and
-    ``eval_dataloader(split)``. With label noise
-    the ``train`` evaluation loader yields ``(images, labels, true labels)``.
+    Loaders: ``train_dataloader`` (shuffled; chunks of K batches for a trainer that runs
+    ``steps_per_call=K`` optimizer steps per training step, :mod:`losslab.lit.trainer`),
+    ``val_dataloader`` (a dict ``{"train", ["val"], "test"}`` of fixed-order evaluation loaders,
+    those of ``eval_splits``: the module measures its epoch curves on all of them),
+    ``test_dataloader`` and ``predict_dataloader`` (official 10k), and ``eval_dataloader(split)``.
+    Batches hold raw uint8 images. With label noise the ``train`` evaluation loader yields
+    ``(images, labels, true labels)``.
 
     Its arguments are saved in checkpoints (``MNISTDataModule.load_from_checkpoint(path)``).
 
@@ -118,27 +110,25 @@ class MNISTDataModule(L.LightningDataModule):
         label_noise: float = 0.0,
         noise_seed: int = 0,
         download: bool = True,
-        normalize: bool = True,
         seed: int = 0,
         eval_batch_size: int = 2000,
         drop_last: bool = False,
         replacement: bool = False,
-        steps_per_call: int = 1,
         eval_splits: Sequence[str] = SPLITS,
     ) -> None:
         super().__init__()
-        for name, value in (
-            ("batch_size", batch_size),
-            ("eval_batch_size", eval_batch_size),
-            ("steps_per_call", steps_per_call),
-        ):
+        for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
             _positive_int(name, value)
         if not _is_int(val_size) or not 0 <= val_size < TRAIN_IMAGES:
             raise ValueError(
                 f"val_size must be an integer in [0, {TRAIN_IMAGES}), got {val_size!r}"
             )
         if train_size is not None:
-            _positive_int("train_size", train_size)
+            if not _is_int(train_size) or train_size < NUM_CLASSES:
+                raise ValueError(
+                    f"train_size must be an integer of at least {NUM_CLASSES} (the subset is "
+                    f"class-balanced: one image per class or more), got {train_size!r}"
+                )
             if train_size > TRAIN_IMAGES - val_size:
                 raise ValueError(
                     f"train_size must be at most the {TRAIN_IMAGES - val_size} training images "
@@ -162,9 +152,8 @@ class MNISTDataModule(L.LightningDataModule):
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.val_size, self.train_size = val_size, train_size
         self.label_noise, self.noise_seed = float(label_noise), noise_seed
-        self.download, self.normalize, self.seed = download, normalize, seed
+        self.download, self.seed = download, seed
         self.drop_last, self.replacement = drop_last, replacement
-        self.steps_per_call = steps_per_call
         self.eval_splits = tuple(s for s in SPLITS if s in eval_splits)  # in the usual order
         self.splits: dict[str, tuple[Tensor, Tensor]] = {}
         # the true labels of the noisy splits (train, val), when label_noise > 0
@@ -178,12 +167,10 @@ class MNISTDataModule(L.LightningDataModule):
                 "label_noise": self.label_noise,
                 "noise_seed": noise_seed,
                 "download": download,
-                "normalize": normalize,
                 "seed": seed,
                 "eval_batch_size": eval_batch_size,
                 "drop_last": drop_last,
                 "replacement": replacement,
-                "steps_per_call": steps_per_call,
                 "eval_splits": list(self.eval_splits),
             },
             logger=False,
@@ -283,7 +270,8 @@ class MNISTDataModule(L.LightningDataModule):
         if not train:  # the training split's evaluation also measures the true labels
             true = self.true_labels.get(split) if split == "train" else None
             return TensorLoader(images, labels, sampler, true_labels=true)
-        return TensorLoader(images, labels, sampler, self.steps_per_call, self._consumed)
+        steps = getattr(self.trainer, "steps_per_call", 1)  # losslab.lit.trainer.Trainer's K
+        return TensorLoader(images, labels, sampler, steps, self._consumed)
 
     def _consumed(self) -> int:
         """Training items of the current epoch the trainer has processed (for resuming)."""
@@ -304,6 +292,11 @@ class MNISTDataModule(L.LightningDataModule):
     def test_dataloader(self) -> TensorLoader:
         return self.eval_dataloader("test")
 
+    def predict_dataloader(self) -> TensorLoader:
+        """The test split's ``(images, labels)``: ``trainer.predict`` gives their class
+        probabilities."""
+        return self.eval_dataloader("test")
+
     def transfer_batch_to_device(
         self, batch: Any, device: torch.device, dataloader_idx: int
     ) -> Any:
@@ -313,27 +306,15 @@ class MNISTDataModule(L.LightningDataModule):
             return batch
         return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """uint8 -> float32 in [0, 1] (and standardised), on the device the batch is on; a
-        chunk (list of batches) batch by batch."""
-        if isinstance(batch, list):
-            return [self.scale(*b) for b in batch]
-        return self.scale(*batch)
-
-    def scale(self, x: Tensor, *labels: Tensor) -> tuple[Tensor, ...]:
-        """``(images, labels...)`` with the uint8 images as float32, scaled (and normalised)."""
-        # one new float32 buffer, then in place: out-of-place ops on large batches cost page
-        # faults (torch.add(shift, x, alpha=scale) is 3x slower at 10k images). copy=True: a
-        # float32 x would otherwise be the buffer itself, and the caller's images scaled in place
-        x = x.to(torch.float32, copy=True)
-        if self.normalize:
-            return x.mul_(1.0 / (255.0 * MNIST_STD)).sub_(MNIST_MEAN / MNIST_STD), *labels
-        return x.mul_(1.0 / 255.0), *labels
-
 
 def _balanced_subset(pool: Tensor, labels: Tensor, size: int, generator: torch.Generator) -> Tensor:
-    """``size`` indices of ``pool``, as equal per class as possible, chosen at random (seeded)."""
-    per_class = [size // NUM_CLASSES + (c < size % NUM_CLASSES) for c in range(NUM_CLASSES)]
+    """``size`` indices of ``pool``, as equal per class as possible, chosen at random (seeded):
+    ``size // C`` a class, and one more for ``size % C`` classes drawn at random (none drawn,
+    and so the same draws as before, when ``size`` divides)."""
+    per_class = [size // NUM_CLASSES] * NUM_CLASSES
+    if size % NUM_CLASSES:
+        for c in torch.randperm(NUM_CLASSES, generator=generator)[: size % NUM_CLASSES].tolist():
+            per_class[c] += 1
     order = torch.randperm(len(pool), generator=generator)
     chosen = []
     for c, k in enumerate(per_class):

@@ -115,6 +115,7 @@ class SplitMetrics(Metric):
             for v in (torch.ones_like(confidences), confidences, hits)
         )
         safe = count.clamp(min=1)
+        self.last_hits = hits.bool()  # per sample, in the loader's order: kept past reset()
         out["reliability"] = {
             "count": count.tolist(),
             "confidence": (confidence / safe).tolist(),
@@ -143,6 +144,11 @@ class EpochMetrics(nn.Module):
         """One batch of ``split``: its logits, integer targets, the training loss (a batch mean)
         and, with label noise, the true labels."""
         self.splits[f"{split}_metrics"].update(logits, target, loss, true_target)
+
+    def hits(self, split: str) -> Tensor:
+        """Which samples of ``split`` the last :meth:`compute` found right (bool, in the
+        evaluation loader's fixed order: two runs with the same data seed are paired by it)."""
+        return self.splits[f"{split}_metrics"].last_hits
 
     def compute(self, split: str) -> tuple[dict[str, Tensor], dict[str, list[float]]]:
         """``({"loss/<split>": ..., "acc/<split>": ..., ...}, reliability bins)``; resets."""

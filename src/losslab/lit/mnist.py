@@ -66,11 +66,10 @@ def check_idx_file(path: Path, magic: int, item_shape: tuple[int, ...]) -> int:
 
 
 def missing_error(raw_dir: Path, reason: str) -> FileNotFoundError:
+    """The files are not there (the command that reads them adds how to point at them)."""
     return FileNotFoundError(
         f"MNIST not found in {raw_dir} ({reason}). losslab expects the four uncompressed "
-        f"IDX files {', '.join(MNIST_FILES)} there. Point LOSSLAB_DATA_DIR (or data.data_dir) "
-        f"at the folder that holds MNIST/raw/, or set data.download=true on a machine with "
-        f"internet."
+        f"IDX files {', '.join(MNIST_FILES)} there."
     )
 
 
@@ -92,7 +91,7 @@ def check_files(raw_dir: Path, download: bool) -> list[str]:
                 f"images but {labels} holds {counts[labels]:,} labels"
             )
     if missing and not download:
-        raise missing_error(raw_dir, f"missing {', '.join(missing)}; data.download=false")
+        raise missing_error(raw_dir, f"missing {', '.join(missing)}; no download allowed")
     return missing
 
 
