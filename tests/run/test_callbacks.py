@@ -1,6 +1,7 @@
 """The callbacks losslab-train adds, in this process with stand-ins for the trainer and the
-module: the epoch lines (which epochs print, once each, in which words) and the checkpoint names
-that count epochs from 1."""
+module: the epoch lines (which epochs print, once each, in which words), the checkpoint names
+that count epochs from 1, and the direction a monitored metric gets better in (checkpoints,
+early stopping)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 from losslab.names import EPOCH_TIME
-from losslab.run.callbacks import EpochCheckpoint, EpochLog
+from losslab.run.callbacks import EarlyStopping, EpochCheckpoint, EpochLog
 
 
 def point(epoch: int, **more: float) -> dict:
@@ -91,8 +92,38 @@ def test_a_checkpoint_is_named_by_the_epochs_it_holds(tmp_path):
     assert named.format_checkpoint_name({"step": 7}, ver=2) == str(tmp_path / "best-step=7-v2.ckpt")
 
 
+@pytest.mark.parametrize(
+    ("monitor", "mode"),
+    [("acc/val", "max"), ("acc/train_true", "max"), ("loss/val", "min"), ("ece/val", "min"),
+     ("gap/acc", "min"), ("memo/train", "min")],
+)  # fmt: skip
+def test_a_monitored_checkpoint_keeps_the_best_epoch_in_the_metrics_direction(
+    tmp_path, monitor, mode
+):
+    """With a monitor, ``last.ckpt`` is a file of its own (a link would point at the best
+    epoch's file, and a resume goes on from the last); mode follows the metric unless given."""
+    checkpoint = EpochCheckpoint(dirpath=tmp_path, monitor=monitor, save_last="link", save_top_k=1)
+    assert (checkpoint.monitor, checkpoint.mode, checkpoint.save_last) == (monitor, mode, True)
+    other = "min" if mode == "max" else "max"
+    assert EpochCheckpoint(dirpath=tmp_path, monitor=monitor, mode=other).mode == other
+
+
+def test_without_a_monitor_the_checkpoint_is_the_last_epoch_and_last_ckpt_a_link(tmp_path):
+    checkpoint = EpochCheckpoint(dirpath=tmp_path, save_last="link", save_top_k=1)
+    assert (checkpoint.monitor, checkpoint.save_last) == (None, "link")
+    assert EpochCheckpoint(dirpath=tmp_path, monitor=None, mode=None).monitor is None
+
+
+@pytest.mark.parametrize(("monitor", "mode"), [("acc/val", "max"), ("loss/val", "min")])
+def test_early_stopping_waits_for_the_metric_to_get_better_in_its_direction(monitor, mode):
+    stopping = EarlyStopping(monitor=monitor, patience=2)
+    assert (stopping.monitor, stopping.mode, stopping.patience) == (monitor, mode, 2)
+    other = "min" if mode == "max" else "max"
+    assert EarlyStopping(monitor=monitor, mode=other).mode == other
+
+
 def test_an_epoch_line_the_progress_bar_would_garble_stays_off_the_console():
-    from losslab.train import _ConsoleFilter
+    from losslab.run.console import _ConsoleFilter
 
     def record(**extra) -> logging.LogRecord:
         made = logging.LogRecord("losslab", logging.INFO, __file__, 1, "epoch   1", None, None)

@@ -50,28 +50,52 @@ def test_every_group_config_composes_and_takes_effect(overrides):
             compose_train(overrides)
     cfg = compose_train(overrides, checked=not gpu_missing)
     group, name = overrides[0].split("=")
-    own = yaml.safe_load((CONF / group / f"{name}.yaml").read_text())
+    text = (CONF / group / f"{name}.yaml").read_text()
+    own = yaml.safe_load(text)
+    # a config in the global package (loss=sse_logits also sets classifier.loss_input) names
+    # its keys from the root
+    node = cfg if "# @package _global_" in text else cfg[group]
+    checked = 0
     for key, value in leaves({k: v for k, v in own.items() if k != "defaults"}):
         if isinstance(value, str) and value.startswith("${"):
             continue  # an interpolation (resolved against the environment)
-        assert OmegaConf.select(cfg[group], key) == value, (group, key)
+        assert OmegaConf.select(node, key) == value, (group, key)
+        checked += 1
+    assert checked or group == "data" or own.keys() <= {"defaults"}, (group, name)
+
+
+def test_the_square_loss_on_logits_is_sse_fed_the_raw_outputs():
+    cfg = compose_train(["loss=sse_logits"])
+    assert cfg.loss._target_ == "losslab.losses.SSELoss"
+    assert cfg.loss.from_logits is False
+    assert cfg.classifier.loss_input == "logits"
+    assert compose_train(["loss=sse"]).classifier.loss_input == "auto"
 
 
 @pytest.mark.parametrize("name", config_names("experiment"))
 def test_every_experiment_sets_every_key_it_names(name, tmp_path):
     """Top-level keys (task_name, seed, ...) included: the experiment wins over train.yaml."""
     overrides = [f"experiment={name}"]
-    if name.endswith("_final"):  # its lr comes from the tuning stage's choices.yaml
-        (tmp_path / "tune").mkdir()
-        (tmp_path / "tune" / "choices.yaml").write_text(
-            "cee:\n  100:\n    lr: 0.3\n  0.0:\n    lr: 0.2\n"
-        )
-        overrides.append(f"hydra.sweep.dir={tmp_path / 'final'}")
+    # a final stage's lr comes from the tuning stage's candidates, the fixed arm's from the final
+    # stage's selection at the clean rate
+    (tmp_path / "tune").mkdir()
+    (tmp_path / "tune" / "candidates.yaml").write_text(
+        "cee:\n  100:\n    lrs: [0.3, 0.1]\n  0.0:\n    lrs: [0.2, 0.02]\n"
+    )
+    (tmp_path / "final").mkdir()
+    (tmp_path / "final" / "selection.yaml").write_text(
+        "clean: 0.0\nchoices:\n  cee:\n    0.0:\n      0:\n        test_acc: {lr: 0.05}\n"
+    )
+    if name.endswith(("_final", "_fixed")):
+        overrides.append(f"hydra.sweep.dir={tmp_path / name.split('_')[1]}")
     cfg = compose_train(overrides)
-    if name == "study_final":
-        assert cfg.optimizer.lr == 0.3
-    if name == "noise_final":
-        assert cfg.optimizer.lr == 0.2
+    if name.endswith("_final"):
+        assert cfg.optimizer.lr == (0.3 if name == "study_final" else 0.2)  # rank 0: the best
+        assert compose_train([*overrides, "study.lr_rank=1"]).optimizer.lr == (
+            0.1 if name == "study_final" else 0.02
+        )
+    if name == "noise_fixed":
+        assert cfg.optimizer.lr == 0.05  # seed 0's lr at p = 0, whatever p this run has
     spec = yaml.safe_load((CONF / "experiment" / f"{name}.yaml").read_text())
     checked = 0
     for key, value in leaves({k: v for k, v in spec.items() if k not in ("defaults", "hydra")}):
@@ -100,9 +124,18 @@ def test_the_seed_reaches_the_data_split_and_the_label_noise_keys_the_data_modul
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["loss=sse", "loss.input=probabilities"], "softmax twice"),
-        (["loss=cee", "loss.from_logits=false", "loss.input=logits"], "log of raw outputs"),
+        (["loss=sse", "classifier.loss_input=probabilities"], "softmax twice"),
+        (
+            ["loss=cee", "loss.from_logits=false", "classifier.loss_input=logits"],
+            "log of raw outputs",
+        ),
+        (["classifier.loss_input=raw"], "^classifier.loss_input must be one of"),
+        (["classifier.scheduler_interval=batch"], "^classifier.scheduler_interval must be"),
         (["trainer.steps_per_call=0"], "trainer.steps_per_call"),
+        (
+            ["trainer.steps_per_call=10", "trainer.gradient_clip_val=1.0"],
+            "^trainer.steps_per_call=10 cannot be combined with trainer.gradient_clip_val=1.0: ",
+        ),
         (["scheduler=step", "scheduler.gamma=2"], "scheduler.gamma"),
         (["experiment=study_tune", "data.val_size=0"], "data.val_size=0"),
     ],
@@ -115,13 +148,16 @@ def test_contradictory_settings_are_refused_by_name(overrides, message):
 # -- the usual groups -------------------------------------------------------------------------
 
 
-def test_the_schedulers_compose_with_their_interval():
+def test_the_schedulers_compose_and_step_each_epoch_unless_the_classifier_says():
     step = compose_train(["scheduler=step"])
-    assert (step.scheduler.step_size, step.scheduler.gamma, step.scheduler.interval) == (
+    assert (step.scheduler.step_size, step.scheduler.gamma, step.classifier.scheduler_interval) == (
         2,
         0.5,
         "epoch",
     )
+    assert "interval" not in step.scheduler  # the scheduler's keys are its constructor's
+    every_step = compose_train(["scheduler=step", "classifier.scheduler_interval=step"])
+    assert every_step.classifier.scheduler_interval == "step"
     cosine = compose_train(["scheduler=cosine", "trainer.max_epochs=7"])
     assert OmegaConf.to_container(cosine.scheduler, resolve=True)["T_max"] == 7  # the whole run
     assert compose_train([]).scheduler is None
@@ -224,11 +260,23 @@ def test_the_yaml_values_the_code_relies_on():
     trainer = resolved["trainer"]
     assert trainer["num_sanity_val_steps"] == -1  # the full sanity pass is epoch 0 of the curves
     assert trainer["use_distributed_sampler"] is False  # the data module shards its batches
-    assert trainer["steps_per_call"] == 10  # the README's Performance section measures this K
+    # auto: the K = 10 the README's Performance section measures, 1 where it is not exact
+    assert trainer["steps_per_call"] == "auto"
+    assert trainer["_target_"] == "losslab.lit.trainer.Trainer"  # what knows steps_per_call
+    assert trainer["max_time"] is None
     assert trainer["deterministic"] is True  # same seed, same numbers
     checkpoint = resolved["callbacks"]["model_checkpoint"]
     assert checkpoint["_target_"] == "losslab.run.callbacks.EpochCheckpoint"
     assert (checkpoint["save_last"], checkpoint["save_top_k"]) == ("link", 1)  # one write an epoch
+    assert (checkpoint["monitor"], checkpoint["mode"]) == (None, None)  # the most recent epoch
+    assert resolved["classifier"] == {
+        "normalize": True,  # standardised pixels
+        "loss_input": "auto",
+        "scheduler_interval": "epoch",
+    }
+    assert (resolved["verbose"], resolved["study"]) == (False, {"stage": None, "lr_rank": 0})
+    assert "normalize" not in resolved["data"]
+    assert "input" not in resolved["loss"]
     assert checkpoint["dirpath"] == "/tmp/losslab-compose-test/checkpoints"  # rundir's layout
     tensorboard = resolved["logger"]["tensorboard"]
     assert (tensorboard["save_dir"], tensorboard["name"], tensorboard["version"]) == (
@@ -237,13 +285,18 @@ def test_the_yaml_values_the_code_relies_on():
         "",
     )  # event files in the run folder itself: TensorBoard names runs by their folders
     assert resolved["data"]["seed"] == resolved["seed"]
-    assert compose_train(["trainer=ddp"]).trainer.steps_per_call == 1
+    for debug in ("fast", "overfit"):  # they leave it at auto: 1 for Lightning's own step
+        assert compose_train([f"debug={debug}"]).trainer.steps_per_call == "auto"
+    ddp = compose_train(["trainer=ddp", "trainer.accelerator=cpu"], checked=False).trainer
+    assert ddp.steps_per_call == "auto"  # 1: two processes need Lightning's own step
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         hydra = compose(config_name="train", return_hydra_config=True).hydra
     assert hydra.job.chdir is False  # runs write where hydra.run.dir says, relative paths stay
     assert hydra.output_subdir is None  # losslab writes .hydra/ itself, after every check
     assert hydra.sweeper._target_ == "hydra_plugins.losslab_sweeper.LosslabSweeper"
     assert hydra.sweeper.retrain is False
+    # a refused single run takes away the folders Hydra made for it
+    assert hydra.callbacks.new_folders._target_ == "losslab.train.NewFolders"
 
 
 # -- the schemas' ranges, at their edges ----------------------------------------------------------
@@ -260,13 +313,12 @@ RANGES = [
     ("AdamConfig", "weight_decay", [0], [-1], ">= 0"),
     ("StepLRConfig", "step_size", [1], [0], ">= 1"),
     ("StepLRConfig", "gamma", [1, 1e-6], [0, 1.5], "in (0, 1]"),
-    ("StepLRConfig", "interval", ["epoch", "step"], ["batch"], "epoch or step"),
     ("CosineConfig", "T_max", [1], [0], ">= 1"),
     ("CosineConfig", "eta_min", [0], [-1e-9], ">= 0"),
-    ("CosineConfig", "interval", ["step"], ["Epoch"], "epoch or step"),
-    ("TrainerConfig", "steps_per_call", [1], [0], ">= 1"),
+    ("TrainerConfig", "steps_per_call", ["auto", 1, 10], [], ""),
     ("TrainerConfig", "accumulate_grad_batches", [1], [0], ">= 1"),
-    ("TrainerConfig", "max_epochs", [1], [0], "a positive integer"),
+    ("TrainerConfig", "max_epochs", [1], [0, -1, -2],
+     "a positive integer, or -1 (no limit) together with trainer.max_steps or trainer.max_time"),
     ("TrainerConfig", "max_steps", [-1, 1], [0, -2], "-1 or > 0"),
     ("TrainerConfig", "log_every_n_steps", [1], [0], "> 0"),
     ("TrainerConfig", "num_nodes", [1], [0], "> 0"),
@@ -274,10 +326,13 @@ RANGES = [
      "a positive integer, a list of device ids, -1 or 'auto'"),
     ("TrainConfig", "seed", [0, 2**32 - 1], [-1, 2**32], "in [0, 2**32)"),
     ("TrainConfig", "threads", [1], [0], ">= 1"),
-    ("TrainConfig", "study", [None, "tune", "final"], ["verdict"], "null, tune or final"),
+    ("StudyConfig", "stage", [None, "tune", "final", "fixed"], ["verdict", "Tune"],
+     "null or one of tune, final, fixed"),
+    ("StudyConfig", "lr_rank", [0, 3], [-1], ">= 0"),
 ]  # fmt: skip
 PREFIX = {"SGDConfig": "optimizer", "AdamConfig": "optimizer", "StepLRConfig": "scheduler",
-          "CosineConfig": "scheduler", "TrainerConfig": "trainer", "TrainConfig": None}  # fmt: skip
+          "CosineConfig": "scheduler", "TrainerConfig": "trainer", "TrainConfig": None,
+          "StudyConfig": "study"}  # fmt: skip
 
 
 @pytest.mark.parametrize(("schema", "key", "good", "bad", "allowed"), RANGES)
@@ -296,6 +351,41 @@ def test_each_schema_accepts_the_edge_of_its_range_and_refuses_just_past_it_by_n
         assert str(refused.value) == f"{name}={value!r} is out of range: {name} must be {allowed}"
 
 
+@pytest.mark.parametrize("value", [0, -1, True, "all", 2.5])
+def test_steps_per_call_is_auto_or_a_positive_integer_by_name(value):
+    from losslab.run.config import TrainerConfig
+
+    with pytest.raises(UsageError) as refused:
+        TrainerConfig(steps_per_call=value)
+    assert str(refused.value) == (
+        f"trainer.steps_per_call must be 'auto' or a positive integer, got {value!r}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("limit", "allowed"),
+    [({"max_steps": 100}, True), ({"max_time": "00:00:10:00"}, True),
+     ({"max_time": {"minutes": 5}}, True), ({}, False), ({"max_steps": -1}, False)],
+)  # fmt: skip
+def test_max_epochs_minus_1_needs_another_limit(limit, allowed):
+    from losslab.run.config import TrainerConfig
+
+    if allowed:
+        assert TrainerConfig(max_epochs=-1, **limit).max_epochs == -1
+        with pytest.raises(UsageError, match=r"^trainer\.max_epochs=-2 is out of range"):
+            TrainerConfig(max_epochs=-2, **limit)
+        return
+    with pytest.raises(UsageError, match=r"^trainer\.max_epochs=-1 is out of range: .* together "
+                       r"with trainer\.max_steps or trainer\.max_time$"):  # fmt: skip
+        TrainerConfig(max_epochs=-1, **limit)
+
+
+def test_a_study_node_holds_the_stage_and_the_lr_rank():
+    cfg = compose_train(["experiment=study_tune"])
+    assert (cfg.study.stage, cfg.study.lr_rank) == ("tune", 0)
+    assert compose_train([]).study.stage is None  # no study
+
+
 @pytest.mark.parametrize(
     ("settings", "named"),
     [
@@ -303,10 +393,11 @@ def test_each_schema_accepts_the_edge_of_its_range_and_refuses_just_past_it_by_n
         ({"accumulate_grad_batches": 2}, "trainer.accumulate_grad_batches=2"),
         ({"precision": "16-mixed"}, "trainer.precision=16-mixed"),
         ({"overfit_batches": 0.1}, "trainer.overfit_batches=0.1"),
-        ({"strategy": "ddp"}, "trainer.strategy=ddp trainer.devices=1"),
-        ({"num_nodes": 2}, "trainer.strategy=auto trainer.devices=1"),
-        ({"devices": 2}, "trainer.strategy=auto trainer.devices=2"),
-        ({"devices": [0, 1]}, "trainer.strategy=auto trainer.devices=[0, 1]"),
+        ({"fast_dev_run": True}, "trainer.fast_dev_run=True"),
+        ({"num_nodes": 2}, "trainer.devices=2 processes"),
+        ({"devices": 2}, "trainer.devices=2 processes"),
+        ({"devices": [0, 1]}, "trainer.devices=2 processes"),
+        ({"strategy": "ddp", "devices": 2, "num_nodes": 2}, "trainer.devices=4 processes"),
     ],
 )
 def test_several_steps_per_call_refuse_what_only_lightnings_loop_does(settings, named):
@@ -314,34 +405,35 @@ def test_several_steps_per_call_refuse_what_only_lightnings_loop_does(settings, 
 
     with pytest.raises(UsageError) as refused:
         TrainerConfig(steps_per_call=2, **settings)  # the fewest steps that are several
-    key = named.split("=")[0]
     assert str(refused.value) == (
         f"trainer.steps_per_call=2 cannot be combined with {named}: several optimizer steps per "
-        f"call need one process, 32-bit precision, no gradient clipping, accumulation or "
-        f"overfit_batches; set trainer.steps_per_call=1 to use {key}"
+        f"call need one process, 32-bit precision, no gradient clipping, accumulation, "
+        f"overfit_batches or fast_dev_run; leave steps_per_call at auto (it is then 1) or set it "
+        f"to 1"
     )
     TrainerConfig(steps_per_call=1, **settings)  # one step per call: Lightning's loop does it
+    TrainerConfig(steps_per_call="auto", **settings)  # auto: then 1
 
 
 @pytest.mark.parametrize(
-    ("choices", "says"),
+    ("candidates", "says"),
     [
-        (None, "optimizer.lr: no tuning choices at TUNE/choices.yaml: run the study's stage 1 "
-               "first"),
-        ("cee:\n  32:\n    lr: 0.3\n  64:\n    lr: 0.1\nsse:\n  100:\n    lr: 1.0\n",
-         "optimizer.lr: TUNE/choices.yaml holds no lr for loss=cee at 100 (it has: cee: [32, 64], "
-         "sse: [100])"),
+        (None, "optimizer.lr: no tuning candidates at TUNE/candidates.yaml: run the study's stage "
+               "1 first"),
+        ("cee:\n  32:\n    lrs: [0.3]\n  64:\n    lrs: [0.1]\nsse:\n  100:\n    lrs: [1.0]\n",
+         "optimizer.lr: TUNE/candidates.yaml holds no lr for loss=cee at 100 (it has: cee: [32, "
+         "64], sse: [100])"),
     ],
 )  # fmt: skip
-def test_a_final_stage_without_its_tuned_lr_is_refused_naming_what_the_choices_hold(
-    tmp_path, choices, says
+def test_a_final_stage_without_its_candidate_lrs_is_refused_naming_what_the_file_holds(
+    tmp_path, candidates, says
 ):
     from omegaconf.errors import InterpolationResolutionError
 
     tune = tmp_path / "tune"
     tune.mkdir()
-    if choices is not None:
-        (tune / "choices.yaml").write_text(choices)
+    if candidates is not None:
+        (tune / "candidates.yaml").write_text(candidates)
     with pytest.raises(InterpolationResolutionError) as refused:  # OmegaConf wraps our UsageError
         compose_train(["experiment=study_final", f"hydra.sweep.dir={tmp_path / 'final'}"])
     assert says.replace("TUNE", str(tune)) in str(refused.value)
@@ -350,7 +442,9 @@ def test_a_final_stage_without_its_tuned_lr_is_refused_naming_what_the_choices_h
 @pytest.mark.parametrize(
     "settings",
     [{}, {"gradient_clip_val": 0}, {"precision": "32"}, {"precision": 32}, {"devices": [3]},
-     {"strategy": "single_device"}, {"overfit_batches": 0}],
+     {"strategy": "single_device"}, {"overfit_batches": 0}, {"fast_dev_run": False},
+     {"strategy": "ddp"},  # on one device: one process
+     {"devices": "auto"}],  # auto: decided at run time
 )  # fmt: skip
 def test_several_steps_per_call_run_on_one_device_in_32_bit(settings):
     from losslab.run.config import TrainerConfig
@@ -380,8 +474,8 @@ def test_register_stores_each_schema_where_the_configs_name_it_and_both_resolver
     repo, resolvers = cs.repo, dict(BaseContainer._resolvers)
     try:
         cs.repo = {}
-        OmegaConf.clear_resolver("losslab_chosen_lr")
-        OmegaConf.clear_resolver("losslab_groups")
+        for name in ("losslab_candidate_lr", "losslab_fixed_lr", "losslab_groups"):
+            OmegaConf.clear_resolver(name)
         config.register()
         assert stored(cs.repo) == {
             "train_schema": config.TrainConfig,
@@ -397,14 +491,18 @@ def test_register_stores_each_schema_where_the_configs_name_it_and_both_resolver
             "schema/scheduler/step": config.StepLRConfig,
             "schema/scheduler/cosine": config.CosineConfig,
         }
-        (tmp_path / "choices.yaml").write_text("sse:\n  50:\n    lr: 0.3\n")
+        (tmp_path / "candidates.yaml").write_text("sse:\n  50:\n    lrs: [0.3, 1.0]\n")
+        (tmp_path / "selection.yaml").write_text(
+            "clean: 0\nchoices:\n  sse:\n    0:\n      4:\n        test_acc: {lr: 3.0}\n"
+        )
         node = OmegaConf.create(
             {
-                "lr": f"${{losslab_chosen_lr:sse,50,{tmp_path}/choices.yaml}}",
+                "lr": f"${{losslab_candidate_lr:sse,50,1,{tmp_path}/candidates.yaml}}",
+                "fixed": f"${{losslab_fixed_lr:sse,4,{tmp_path}/selection.yaml}}",
                 "help": "${losslab_groups:}",
             }
         )
-        assert node.lr == 0.3
+        assert (node.lr, node.fixed) == (1.0, 3.0)
         assert node.help == config._groups_help()
         assert "  loss: cee, mae, sse" in node.help
     finally:

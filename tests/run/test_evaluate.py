@@ -1,5 +1,6 @@
-"""losslab-eval: a checkpoint evaluated with its run's own config gives the run's last logged
-metrics, every one, on test and val; it writes elsewhere and never touches the run."""
+"""losslab-eval: a checkpoint evaluated with its run's own config (the module's own input
+scaling included) gives the run's last logged metrics, every one, on test and val; it writes
+elsewhere and never touches the run; a bad path, device or --out is one line."""
 
 from __future__ import annotations
 
@@ -12,14 +13,22 @@ import pytest
 from conftest import command, tree_digest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from losslab.run.evaluate import evaluate, find_checkpoint
+from losslab.run.checkpoints import find_checkpoint as find
+from losslab.run.evaluate import evaluate
+
+
+def find_checkpoint(path: Path) -> Path:
+    """The checkpoint losslab-eval reads for ``path`` (a run folder or a file)."""
+    return find(path, "checkpoint")
+
 
 KINDS = ("loss", "acc", "nll", "brier", "ece")
 
 
 @pytest.fixture(scope="module")
 def noisy_run(shared_run) -> Path:
-    """A run with its own quirks to honour: SSE, a validation split, label noise, another seed."""
+    """A run with its own quirks to honour: SSE, a validation split, label noise, another seed,
+    pixels only scaled to [0, 1] (the module's own preprocessing, saved in its checkpoint)."""
     return shared_run(
         "eval_run",
         "loss=sse",
@@ -27,7 +36,7 @@ def noisy_run(shared_run) -> Path:
         "data.train_size=800",
         "data.val_size=700",
         "data.label_noise=0.3",
-        "data.normalize=false",
+        "classifier.normalize=false",
         "trainer.max_epochs=2",
         "~hydra.callbacks.report",
     )
@@ -148,6 +157,11 @@ def test_eval_reads_mnist_where_the_run_did_else_where_the_environment_says(
     assert str(missing.value).startswith(
         f"MNIST not found in {tmp_path / 'nowhere' / 'MNIST' / 'raw'} (missing train-images-idx3"
     )
+    # how losslab-eval is pointed at the files (not losslab-train's data.data_dir)
+    assert str(missing.value).endswith(
+        "there. Pass --data-dir <the folder that holds MNIST/raw/> (or set LOSSLAB_DATA_DIR)"
+    )
+    assert "data.data_dir" not in str(missing.value)
     assert "\n" not in str(missing.value)
     # the run's own folder holds MNIST/raw: it wins over the environment
     assert evaluate(find_checkpoint(noisy_run)) == expected
@@ -178,6 +192,80 @@ def test_eval_without_out_writes_under_the_log_folder(noisy_run, tmp_path, monke
     assert main([str(epoch_file)]) == 0
     (out,) = (tmp_path / "mine" / "eval").iterdir()
     assert (out / "eval.json").is_file()
+
+
+def test_the_checkpoints_own_input_scaling_is_what_evaluates_it(noisy_run, tmp_path):
+    """The module scales its own input (saved as its hyperparameter, not the data module's):
+    the same weights with the other scaling give other numbers."""
+    import torch
+
+    contents = torch.load(noisy_run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert contents["hyper_parameters"]["normalize"] is False
+    assert "normalize" not in contents["datamodule_hyper_parameters"]
+    contents["hyper_parameters"]["normalize"] = True
+    torch.save(contents, tmp_path / "flipped.ckpt")
+    logged = last_logged(noisy_run)
+    flipped = evaluate(tmp_path / "flipped.ckpt")["test"]
+    assert flipped["loss"] != pytest.approx(logged["loss/test"], rel=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("path", "line"),
+    [
+        ("nothing", "checkpoint={}: no such checkpoint file or run folder"),
+        ("empty", "checkpoint={}: this folder holds no checkpoints/last.ckpt; pass a run folder "
+                  "that losslab-train wrote with checkpoints (not callbacks=null), or a .ckpt file"),
+    ],
+)  # fmt: skip
+def test_a_path_without_a_checkpoint_is_refused_in_one_line(
+    tmp_path, monkeypatch, capsys, path, line
+):
+    from losslab.run.evaluate import main
+
+    (tmp_path / "empty").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert main([str(tmp_path / path), "--out", "out"]) == 2
+    assert capsys.readouterr().err == f"losslab-eval: error: {line.format(tmp_path / path)}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
+
+
+def test_an_out_that_names_a_file_is_refused_before_anything_is_read(tmp_path, capsys):
+    from losslab.run.evaluate import main
+
+    (tmp_path / "out.txt").write_text("mine")
+    assert main([str(tmp_path / "no-such-run"), "--out", str(tmp_path / "out.txt")]) == 2
+    assert capsys.readouterr().err == (
+        f"losslab-eval: error: --out={tmp_path / 'out.txt'}: a file is there; --out names a "
+        f"folder to write\n"
+    )
+    assert (tmp_path / "out.txt").read_text() == "mine"
+
+
+def test_a_device_that_is_not_there_is_refused_in_one_line(
+    noisy_run, tmp_path, monkeypatch, capsys
+):
+    import torch
+
+    from losslab.errors import UsageError
+    from losslab.run.evaluate import main
+
+    checkpoint = find_checkpoint(noisy_run)
+    with pytest.raises(UsageError) as info:
+        evaluate(checkpoint, device="foo")
+    assert str(info.value).startswith("--device=foo: not a torch device (")
+    assert str(info.value).endswith("); e.g. cpu, cuda, cuda:1")
+    assert "\n" not in str(info.value)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for name in ("cuda", "cuda:1"):
+        with pytest.raises(UsageError) as info:
+            evaluate(checkpoint, device=name)
+        assert str(info.value) == f"--device={name}: no CUDA GPU is visible here; use --device cpu"
+    monkeypatch.chdir(tmp_path)
+    assert main([str(noisy_run), "--device", "cuda"]) == 2
+    assert capsys.readouterr().err == (
+        "losslab-eval: error: --device=cuda: no CUDA GPU is visible here; use --device cpu\n"
+    )
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_file_that_is_no_checkpoint_is_refused_naming_the_argument(tmp_path):

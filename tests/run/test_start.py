@@ -15,7 +15,8 @@ from conftest import TINY, compose_train
 from omegaconf import OmegaConf
 
 from losslab.errors import UsageError
-from losslab.run.rundir import RESUMABLE_KEYS, RunDir
+from losslab.run.identity import RESUMABLE_KEYS
+from losslab.run.rundir import RunDir
 from losslab.run.start import plan
 
 TASK = list(TINY[:2])  # the task's overrides of the run (TINY's last is Hydra's own)
@@ -91,11 +92,60 @@ def test_a_new_run_plans_this_config_and_no_checkpoint(tmp_path):
 
 def test_init_from_is_checked_before_anything_and_its_errors_name_it(run, tmp_path):
     missing = tmp_path / "nope.ckpt"
-    with pytest.raises(UsageError, match=f"^init_from={missing}: no such checkpoint file$"):
+    with pytest.raises(
+        UsageError, match=f"^init_from={missing}: no such checkpoint file or run folder$"
+    ):
         planned(tmp_path / "new", f"init_from={missing}")
     start = planned(tmp_path / "new", f"init_from={run / 'checkpoints' / 'last.ckpt'}")
     assert start.cfg.init_from == str(run / "checkpoints" / "last.ckpt")
-    assert start.ckpt_path is None
+    assert (start.ckpt_path, start.resume_step) == (None, None)
+    garbage = tmp_path / "garbage.ckpt"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(UsageError, match=f"^init_from={garbage}: not a checkpoint torch can"):
+        planned(tmp_path / "new", f"init_from={garbage}")
+
+
+def test_init_from_a_run_folder_plans_its_last_checkpoint_file(run, tmp_path):
+    start = planned(tmp_path / "new", f"init_from={run}")
+    # the config records what ran: the checkpoint file the folder stood for
+    assert start.cfg.init_from == str((run / "checkpoints" / "last.ckpt").resolve())
+    assert (start.ckpt_path, start.source) == (None, None)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(UsageError) as info:
+        planned(tmp_path / "new", f"init_from={empty}")
+    assert str(info.value) == (
+        f"init_from={empty}: this folder holds no checkpoints/last.ckpt; pass a run folder that "
+        f"losslab-train wrote with checkpoints (not callbacks=null), or a .ckpt file"
+    )
+
+
+def test_a_start_knows_the_step_it_resumes_from_and_whether_it_is_in_place(run, tmp_path):
+    step = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    assert step == 5  # 500 images in batches of 100, one epoch
+    longer = planned(run, "ckpt_path=last", "trainer.max_epochs=2")
+    assert longer.resume_step == step
+    assert longer.in_place(RunDir(run))
+    assert not longer.in_place(RunDir(tmp_path / "new"))
+    elsewhere = planned(tmp_path / "new", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}")
+    assert elsewhere.resume_step == step
+    assert elsewhere.source.path == run  # the checkpoint's run, replayed into a new folder
+    assert not elsewhere.in_place(RunDir(tmp_path / "new"))
+    new = planned(tmp_path / "other")
+    assert (new.resume_step, new.in_place(RunDir(tmp_path / "other"))) == (None, False)
+
+
+def test_planning_only_checks_and_leaves_building_to_the_build(tmp_path, monkeypatch):
+    """A value only a constructor checks passes the plan (the build refuses it, once, naming the
+    key: test_build); no object is made while planning."""
+    import losslab.run.build
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("plan built the objects")
+
+    monkeypatch.setattr(losslab.run.build, "parts", refuse)
+    start = planned(tmp_path / "new", "classifier.loss_input=raw")
+    assert start.cfg.classifier.loss_input == "raw"
 
 
 def test_a_last_checkpoint_torch_cannot_load_is_refused_naming_ckpt_path(run):
@@ -106,6 +156,20 @@ def test_a_last_checkpoint_torch_cannot_load_is_refused_naming_ckpt_path(run):
     assert str(info.value).startswith(
         f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}: not a checkpoint torch can load ("
     )
+
+
+def test_last_in_a_folder_that_holds_a_run_without_checkpoints_says_so(run, tmp_path):
+    shutil.rmtree(run / "checkpoints")
+    with pytest.raises(UsageError) as info:
+        planned(run, "ckpt_path=last")
+    assert str(info.value) == (
+        f"ckpt_path=last: {run} holds a run but no checkpoint ({run / 'checkpoints' / 'last.ckpt'} "
+        f"is missing: it ran with callbacks=null, or stopped before its first epoch ended), so "
+        f"there is nothing to resume from; start a new run"
+    )
+    with pytest.raises(UsageError) as info:
+        planned(tmp_path / "nothing", "ckpt_path=last")
+    assert str(info.value).startswith(f"ckpt_path=last: no run in {tmp_path / 'nothing'} (no ")
 
 
 def test_a_run_folder_without_its_config_cannot_be_resumed(run):

@@ -53,8 +53,15 @@ def test_a_runs_columns_come_from_its_config_and_its_chosen_groups():
         "trainer.max_epochs": 5,
         "scheduler": "step",
     }
+    # the chosen schedule is a column of its own, after the optimizer, swept or not
+    row = tb.run_hparams(cfg, choices, [])
+    assert list(row)[:5] == ["loss", "lr", "batch_size", "optimizer", "scheduler"]
+    assert row["scheduler"] == "step"
     small = tb.run_hparams(composed("data.train_size=500", "loss.from_logits=false"), choices, [])
     assert (small["train_size"], small["from_logits"], small["hidden"]) == (500, False, "100")
+    assert tb.run_hparams(composed(), {"loss": "cee", "scheduler": "none"}, [])["scheduler"] == (
+        "none"
+    )
 
 
 def test_the_swept_columns_come_first_and_offer_their_values_in_the_sidebar():

@@ -1,9 +1,10 @@
-"""From a checked config to the run's objects: the data module, the Classifier and its parts, the
-Trainer with its loggers and callbacks.
+"""From a checked config to the run's objects — the data module, the Classifier and its parts,
+the Trainer with its loggers and callbacks — each built once, by :func:`losslab.lit.spec.make`.
 
-The library's constructors check their own arguments; :func:`parts` turns their ``ValueError``
-into a :class:`~losslab.errors.UsageError` that names the config key (``data.batch_size must be a
-positive integer, got 0``). A sweep calls :func:`parts` for every job before the first one runs.
+The library's constructors check their own arguments; a ``ValueError`` or ``TypeError`` of
+theirs becomes a :class:`~losslab.errors.UsageError` that names the config key
+(``data.batch_size must be a positive integer, got 0``). A config group's keys are its
+constructor's arguments: nothing is taken out of a group or renamed on the way.
 """
 
 from __future__ import annotations
@@ -13,20 +14,28 @@ import sys
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import lightning as L
 from hydra.core.global_hydra import GlobalHydra
-from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
 from losslab.errors import UsageError, group_error
-from losslab.lit.classifier import Classifier, make, read_checkpoint
+from losslab.lit.classifier import Classifier
 from losslab.lit.data import MNISTDataModule
+from losslab.lit.spec import make, target
+from losslab.lit.trainer import Trainer
 from losslab.models import ACTIVATIONS
 from losslab.run import tb
 from losslab.run.callbacks import EpochLog, TensorBoardSummary
+from losslab.run.checkpoints import read_checkpoint
 
-__all__ = ["build", "parts"]
+__all__ = ["build", "parts", "prepare"]
+
+# how losslab-train is pointed at the MNIST files
+DATA_HINT = (
+    "Point LOSSLAB_DATA_DIR (or data.data_dir) at the folder that holds MNIST/raw/, or let "
+    "torchvision download them (data.download=true) on a machine with internet."
+)
 
 
 def _plain(node: Any) -> Any:
@@ -34,7 +43,7 @@ def _plain(node: Any) -> Any:
 
 
 @contextlib.contextmanager
-def _group(name: str, node: Any, renames: dict[str, str] | None = None) -> Iterator[None]:
+def _group(name: str, node: Any) -> Iterator[None]:
     """Constructor errors inside the block become config errors of group ``name``."""
     try:
         yield
@@ -42,32 +51,42 @@ def _group(name: str, node: Any, renames: dict[str, str] | None = None) -> Itera
         raise
     except (ValueError, TypeError) as err:
         keys = list(node.keys()) if isinstance(node, Mapping | DictConfig) else []
-        raise group_error(name, err, keys, renames) from err
+        raise group_error(name, err, keys) from err
 
 
 def parts(cfg: DictConfig) -> tuple[MNISTDataModule, Classifier]:
     """The data module (no file read yet) and the Classifier of a checked config. The
     Classifier's hyperparameters are its parts' configs, so its checkpoints rebuild it alone."""
-    steps = cfg.trainer.steps_per_call
     with _group("data", cfg.data):
-        datamodule = make({**_plain(cfg.data), "steps_per_call": steps})
-    specs = {k: _plain(cfg[g]) for k, g in (("net", "model"), ("loss", "loss"))}
-    specs.update(optimizer=_plain(cfg.optimizer), scheduler=_plain(cfg.scheduler))
-    loss_input = specs["loss"].pop("input", "auto")
-    interval = specs["scheduler"].pop("interval", "epoch") if specs["scheduler"] else "epoch"
+        datamodule = make(_plain(cfg.data))
+    specs = {
+        "net": _plain(cfg.model),
+        "loss": _plain(cfg.loss),
+        "optimizer": _plain(cfg.optimizer),
+        "scheduler": _plain(cfg.scheduler),
+    }
     built = {}
     for key, group in (("net", "model"), ("loss", "loss"), ("optimizer", "optimizer")):
         with _group(group, cfg[group]):
             built[key] = make(specs[key])
     with _group("scheduler", cfg.scheduler):
         built["scheduler"] = make(specs["scheduler"])
-    with _group("loss", cfg.loss, {"loss_input": "input"}):
-        module = Classifier(
-            **built, scheduler_interval=interval, loss_input=loss_input, steps_per_call=steps
-        )
-    hparams = {**specs, "scheduler_interval": interval, "loss_input": loss_input}
-    module.save_hyperparameters({**hparams, "steps_per_call": steps}, logger=False)
+    options = _plain(cfg.classifier)
+    with _group("classifier", cfg.classifier):
+        module = Classifier(**built, **options)
+    module.save_hyperparameters({**specs, **options}, logger=False)
     return datamodule, module
+
+
+def prepare(datamodule: MNISTDataModule) -> None:
+    """The MNIST files checked (downloaded if allowed); missing or broken ones refused in one
+    line that says how to point losslab-train at them."""
+    try:
+        datamodule.prepare_data()
+    except FileNotFoundError as err:
+        raise UsageError(f"{' '.join(str(err).split())} {DATA_HINT}") from err
+    except RuntimeError as err:
+        raise UsageError(" ".join(str(err).split())) from err
 
 
 def _load_weights(module: Classifier, path: str) -> None:
@@ -103,51 +122,62 @@ def _group_options() -> dict[str, list[str]]:
 _OPTIONS: dict[str, dict[str, list[str]]] = {}
 
 
+def _logger(spec: Mapping[str, Any], purge_step: int | None) -> Any:
+    """A logger from its config; resumed in place (``purge_step``: the step after the
+    checkpoint's), TensorBoard hides what the interrupted start wrote past the checkpoint."""
+    if purge_step is not None and issubclass(target(spec), TensorBoardLogger):
+        return make(spec, purge_step=purge_step)
+    return make(spec)
+
+
 def build(
     cfg: DictConfig,
     choices: Mapping[str, Any],
-    ckpt_path: str | None,
     swept: Mapping[str, list[str]],
-    replay: bool,
-) -> tuple[MNISTDataModule, Classifier, L.Trainer, dict[str, Any]]:
+    *,
+    resume_step: int | None = None,
+    replay: bool = False,
+    console: bool = True,
+) -> tuple[MNISTDataModule, Classifier, Trainer, dict[str, Any]]:
     """Every object of the run and its HPARAMS row; the MNIST files checked (downloaded if
     allowed).
 
     Args:
         cfg: the run's checked config.
         choices: the chosen config of each group (HPARAMS columns ``loss``, ``optimizer``).
-        ckpt_path: the checkpoint a resume restores (the Trainer then skips epoch 0's sanity
-            pass: the first start measured it).
         swept: the keys and values of the sweep this run belongs to (HPARAMS ``differs``).
+        resume_step: the optimizer steps of the checkpoint this start restores, if any (the
+            Trainer then skips epoch 0's sanity pass: the first start measured it).
         replay: the run starts in a new folder from another run's checkpoint: that run's
-            curves are written into this folder first.
+            curves are written into this folder first (else a restored checkpoint is a resume
+            in place, and TensorBoard hides what the interrupted start wrote past it).
+        console: the epoch lines go to the console too (a single run; a sweep's jobs print one
+            line each when they end).
     """
     datamodule, module = parts(cfg)
-    try:
-        datamodule.prepare_data()
-    except (FileNotFoundError, RuntimeError) as err:
-        raise UsageError(" ".join(str(err).split())) from err
+    prepare(datamodule)
     if cfg.init_from is not None:
         _load_weights(module, cfg.init_from)
     options = {**_group_options(), "activation": list(ACTIVATIONS)}
     hparams = tb.run_hparams(cfg, choices, list(swept))
     hparams, differs, domains = tb.hparams_layout(hparams, swept, options)
-    progress = cfg.trainer.enable_progress_bar and sys.stdout.isatty()
-    callbacks = [instantiate(c) for c in (cfg.callbacks or {}).values()]
-    callbacks += [TensorBoardSummary(hparams, differs, domains, replay), EpochLog(not progress)]
+    progress = cfg.trainer.enable_progress_bar and console and sys.stdout.isatty()
+    callbacks = [make(c) for c in (_plain(cfg.callbacks) or {}).values()]
+    callbacks += [TensorBoardSummary(hparams, differs, domains, replay)]
+    callbacks += [EpochLog(console and not progress)]
     if progress:
         callbacks.append(RichProgressBar())
-    trainer_cfg = _plain(cfg.trainer)
-    trainer_cfg.pop("steps_per_call")
-    # A resumed run measured its epoch 0 already: skip the full sanity pass that measures it.
-    resume = {"num_sanity_val_steps": 0} if ckpt_path else {}
-    trainer: L.Trainer = instantiate(
-        trainer_cfg,
-        logger=[instantiate(c) for c in (cfg.logger or {}).values()],
-        callbacks=callbacks,
-        # callbacks=null switches checkpoints off too (Lightning would add a default one)
-        enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
-        enable_progress_bar=progress,
-        **resume,
-    )
+    purge_step = None if resume_step is None or replay else resume_step + 1
+    loggers = [_logger(c, purge_step) for c in (_plain(cfg.logger) or {}).values()]
+    with _group("trainer", cfg.trainer):
+        trainer = make(
+            _plain(cfg.trainer),
+            logger=loggers,
+            callbacks=callbacks,
+            # callbacks=null switches checkpoints off too (Lightning would add a default one)
+            enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
+            enable_progress_bar=progress,
+            # a resumed run measured its epoch 0 already: skip the full sanity pass
+            **({"num_sanity_val_steps": 0} if resume_step is not None else {}),
+        )
     return datamodule, module, trainer, hparams

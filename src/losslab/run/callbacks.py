@@ -8,15 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import lightning.pytorch.callbacks
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.core.saving import save_hparams_to_yaml
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from losslab import names
 from losslab.lit.classifier import Classifier
 from losslab.names import EPOCH_TIME
 from losslab.run import tb
 
-__all__ = ["EpochCheckpoint", "EpochLog", "TensorBoardSummary"]
+__all__ = ["EarlyStopping", "EpochCheckpoint", "EpochLog", "TensorBoardSummary"]
 
 log = logging.getLogger("losslab")
 
@@ -25,7 +27,19 @@ class EpochCheckpoint(ModelCheckpoint):
     """``ModelCheckpoint`` whose file names count epochs as the console, the curves and
     ``result.json`` do: ``epoch=5-step=3000.ckpt`` holds the weights after 5 epochs (Lightning
     names it ``epoch=4``, its 0-based index). A stop mid-epoch (``max_steps``) names the epoch
-    it stopped in, as its last curve point does."""
+    it stopped in, as its last curve point does.
+
+    With a ``monitor`` (``acc/val``: keep the best epoch's weights) ``mode`` follows the metric
+    when left out (:func:`losslab.names.mode`), and ``last.ckpt`` is a file of its own rather
+    than a link: a link would point at the best epoch's file, and a resume must go on from the
+    last epoch."""
+
+    def __init__(
+        self, *args: Any, monitor: str | None = None, mode: str | None = None, **kwargs: Any
+    ) -> None:
+        if monitor is not None and kwargs.get("save_last") == "link":
+            kwargs["save_last"] = True
+        super().__init__(*args, monitor=monitor, mode=mode or names.mode(monitor or ""), **kwargs)
 
     def format_checkpoint_name(
         self,
@@ -37,6 +51,14 @@ class EpochCheckpoint(ModelCheckpoint):
         if "epoch" in metrics:
             metrics = {**metrics, "epoch": metrics["epoch"] + 1}
         return super().format_checkpoint_name(metrics, filename, ver, prefix)
+
+
+class EarlyStopping(lightning.pytorch.callbacks.EarlyStopping):
+    """Lightning's ``EarlyStopping`` with ``mode`` following the metric when left out
+    (:func:`losslab.names.mode`: ``max`` for an accuracy)."""
+
+    def __init__(self, monitor: str, mode: str | None = None, **kwargs: Any) -> None:
+        super().__init__(monitor=monitor, mode=mode or names.mode(monitor), **kwargs)
 
 
 class EpochLog(Callback):

@@ -12,14 +12,17 @@ keys). The rules that span several keys are :mod:`losslab.run.rules`.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-from omegaconf import OmegaConf
+from omegaconf import ListConfig, OmegaConf
 
 from losslab.errors import UsageError
+from losslab.lit.trainer import lightning_step_needs, resolve_steps_per_call
+from losslab.study.candidates import candidate_lr
+from losslab.study.selection import fixed_lr
 
 __all__ = ["GROUPS", "REQUIRED_GROUPS", "SCHEMAS", "TrainConfig", "register"]
 
@@ -39,7 +42,6 @@ class DataConfig:
     label_noise: float = 0.0
     noise_seed: int = 0
     download: bool = True
-    normalize: bool = True
     seed: int = 0
     eval_batch_size: int = 2000
     drop_last: bool = False
@@ -58,22 +60,21 @@ class ModelConfig:
     init_std: float = 0.01
 
 
-# ``input`` is not an argument of the loss: build.py gives it to the Classifier (``loss_input``).
-# Training needs a batch mean, so the losses keep reduction="mean" and it is not a key here.
+# A loss config holds its constructor's arguments only (what the module feeds it is
+# classifier.loss_input). Training needs a batch mean, so the losses keep reduction="mean" and it
+# is not a key here.
 
 
 @dataclass
 class SSEConfig:
     _target_: str = "losslab.losses.SSELoss"
     from_logits: bool = True
-    input: str = "auto"
 
 
 @dataclass
 class MAEConfig:
     _target_: str = "losslab.losses.MAELoss"
     from_logits: bool = True
-    input: str = "auto"
 
 
 @dataclass
@@ -83,7 +84,6 @@ class CEEConfig:
     label_smoothing: float = 0.0
     eps: float = 1e-7
     ignore_index: int = -100
-    input: str = "auto"
 
 
 @dataclass
@@ -122,7 +122,14 @@ class AdamConfig:
         _check(self.weight_decay >= 0, "optimizer.weight_decay", self.weight_decay, ">= 0")
 
 
-# ``interval`` is not an argument of the scheduler: build.py gives it to the Classifier.
+@dataclass
+class ClassifierConfig:
+    """The arguments of :class:`losslab.lit.classifier.Classifier` that are not its parts
+    (net, loss, optimizer, scheduler: the groups); the Classifier checks their values."""
+
+    normalize: bool = True
+    loss_input: str = "auto"
+    scheduler_interval: str = "epoch"
 
 
 @dataclass
@@ -131,14 +138,10 @@ class StepLRConfig:
     _partial_: bool = True
     step_size: int = 2
     gamma: float = 0.5
-    interval: str = "epoch"
 
     def __post_init__(self) -> None:
         _check(self.step_size >= 1, "scheduler.step_size", self.step_size, ">= 1")
         _check(0 < self.gamma <= 1, "scheduler.gamma", self.gamma, "in (0, 1]")
-        _check(
-            self.interval in ("epoch", "step"), "scheduler.interval", self.interval, "epoch or step"
-        )
 
 
 @dataclass
@@ -147,27 +150,25 @@ class CosineConfig:
     _partial_: bool = True
     T_max: int = 5
     eta_min: float = 0.0
-    interval: str = "epoch"
 
     def __post_init__(self) -> None:
         _check(self.T_max >= 1, "scheduler.T_max", self.T_max, ">= 1")
         _check(self.eta_min >= 0, "scheduler.eta_min", self.eta_min, ">= 0")
-        _check(
-            self.interval in ("epoch", "step"), "scheduler.interval", self.interval, "epoch or step"
-        )
 
 
 @dataclass
 class TrainerConfig:
-    """The ``lightning.Trainer`` arguments losslab allows; see ``conf/trainer/*.yaml``."""
+    """The ``lightning.Trainer`` arguments losslab allows (``losslab.lit.trainer.Trainer``: Lightning's,
+    with ``steps_per_call``); see ``conf/trainer/*.yaml``."""
 
-    _target_: str = "lightning.Trainer"
+    _target_: str = "losslab.lit.trainer.Trainer"
     accelerator: str = "cpu"
     devices: Any = 1
     strategy: Any = "auto"
     num_nodes: int = 1
     max_epochs: int = 5
     max_steps: int = -1
+    max_time: Any = None
     precision: Any = "32-true"
     deterministic: Any = True
     benchmark: bool | None = None
@@ -184,18 +185,23 @@ class TrainerConfig:
     limit_train_batches: Any = None
     limit_val_batches: Any = None
     default_root_dir: str | None = None
-    # not a Trainer argument: optimizer steps per Lightning training step (build.py takes it out)
-    steps_per_call: int = 1
+    # optimizer steps per Lightning training step: auto, or K >= 1 (losslab.lit.trainer)
+    steps_per_call: Any = "auto"
 
     def __post_init__(self) -> None:
-        _check(self.steps_per_call >= 1, "trainer.steps_per_call", self.steps_per_call, ">= 1")
         _check(
             self.accumulate_grad_batches >= 1,
             "trainer.accumulate_grad_batches",
             self.accumulate_grad_batches,
             ">= 1",
         )
-        _check(self.max_epochs > 0, "trainer.max_epochs", self.max_epochs, "a positive integer")
+        _check(
+            self.max_epochs > 0 or (self.max_epochs == -1 and self._limited()),
+            "trainer.max_epochs",
+            self.max_epochs,
+            "a positive integer, or -1 (no limit) together with trainer.max_steps or "
+            "trainer.max_time",
+        )
         _check(
             self.max_steps == -1 or self.max_steps > 0,
             "trainer.max_steps",
@@ -214,44 +220,53 @@ class TrainerConfig:
             self.devices,
             "a positive integer, a list of device ids, -1 or 'auto'",
         )
-        if self.steps_per_call > 1:
-            self._check_steps_per_call()
-
-    def _check_steps_per_call(self) -> None:
-        """K > 1 runs the optimizer steps itself: refuse what only Lightning's own loop does."""
-        k = f"trainer.steps_per_call={self.steps_per_call}"
-        one_device = self.devices == 1 or (
-            isinstance(self.devices, list) and len(self.devices) == 1
+        needs = lightning_step_needs(
+            precision=self.precision,
+            gradient_clip_val=self.gradient_clip_val,
+            accumulate_grad_batches=self.accumulate_grad_batches,
+            processes=self.processes() or 1,
+            overfit_batches=self.overfit_batches,
+            fast_dev_run=self.fast_dev_run,
         )
-        refusals = [
-            (self.gradient_clip_val not in (None, 0), "trainer.gradient_clip_val"),
-            (self.accumulate_grad_batches != 1, "trainer.accumulate_grad_batches"),
-            (str(self.precision) not in ("32", "32-true"), "trainer.precision"),
-            (bool(self.overfit_batches), "trainer.overfit_batches"),
-            (
-                str(self.strategy) not in ("auto", "single_device")
-                or self.num_nodes != 1
-                or not one_device,
-                "trainer.strategy",
-            ),
-        ]
-        for refused, key in refusals:
-            if refused:
-                setting = (
-                    f"trainer.strategy={self.strategy} trainer.devices={self.devices}"
-                    if key == "trainer.strategy"
-                    else f"{key}={getattr(self, key.split('.')[1])}"
-                )
-                raise UsageError(
-                    f"{k} cannot be combined with {setting}: several optimizer steps per call "
-                    f"need one process, 32-bit precision, no gradient clipping, accumulation or "
-                    f"overfit_batches; set trainer.steps_per_call=1 to use {key}"
-                )
+        try:
+            resolve_steps_per_call(self.steps_per_call, needs)
+        except ValueError as err:
+            raise UsageError(f"trainer.{err}") from err
+
+    def _limited(self) -> bool:
+        return self.max_steps > 0 or self.max_time is not None
+
+    def processes(self) -> int | None:
+        """Processes of the run when the config says how many (None: decided at run time, as
+        with ``devices=auto``): one per device and node."""
+        devices = self.devices
+        count = len(devices) if isinstance(devices, list | ListConfig) else devices  # [0, 1]: 2
+        if not isinstance(count, int) or count < 1:
+            return None
+        return count * self.num_nodes
 
 
 @dataclass
 class PathsConfig:
     log_dir: str = "logs"
+
+
+@dataclass
+class StudyConfig:
+    """A study stage's bookkeeping (``losslab-study`` sets it): which stage a run belongs to
+    (null: none) and, in the final stage, which of the tuning stage's best lrs it trains (0: the
+    best)."""
+
+    stage: str | None = None
+    lr_rank: int = 0
+
+    def __post_init__(self) -> None:
+        allowed = f"null or one of {', '.join(STAGES)}"
+        _check(self.stage in (None, *STAGES), "study.stage", self.stage, allowed)
+        _check(self.lr_rank >= 0, "study.lr_rank", self.lr_rank, ">= 0")
+
+
+STAGES = ("tune", "final", "fixed")
 
 
 @dataclass
@@ -266,18 +281,19 @@ class TrainConfig:
     trainer: Any = None
     logger: Any = None
     callbacks: Any = None
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     seed: int = 0
     threads: int = 1
     task_name: str = "train"
     ckpt_path: str | None = None
     init_from: str | None = None
-    study: str | None = None  # the fair study's stage (tune | final): chooses on validation
+    verbose: bool = False  # a sweep's runs print their epoch lines and summary too
+    study: StudyConfig = field(default_factory=StudyConfig)  # a study stage's run
 
     def __post_init__(self) -> None:
         _check(0 <= self.seed < 2**32, "seed", self.seed, "in [0, 2**32)")
         _check(self.threads >= 1, "threads", self.threads, ">= 1")
-        _check(self.study in (None, "tune", "final"), "study", self.study, "null, tune or final")
 
 
 # the groups a run cannot do without, and every group with configs of its own in conf/
@@ -291,22 +307,16 @@ SCHEMAS = {
 }
 
 
-def _chosen_lr(loss: str, value: Any, choices_file: str) -> float:
-    """``${losslab_chosen_lr:<loss>,<value>,<file>}``: the lr a study's tuning stage chose for
-    this loss at this compared value (a batch size, a label-noise rate), from ``choices.yaml``."""
-    path = Path(os.path.normpath(choices_file))  # <sweep dir>/../tune/...
-    if not path.is_file():
-        raise UsageError(
-            f"optimizer.lr: no tuning choices at {path}: run the study's stage 1 first"
-        )
-    choices = yaml.safe_load(path.read_text()) or {}
-    try:
-        return float(choices[str(loss)][value]["lr"])
-    except (KeyError, TypeError) as err:
-        raise UsageError(
-            f"optimizer.lr: {path} holds no lr for loss={loss} at {value} "
-            f"(it has: {', '.join(f'{k}: {sorted(v)}' for k, v in choices.items())})"
-        ) from err
+def _study_lr(reader: Callable[..., float]) -> Callable[..., float]:
+    """A study resolver whose refusal names the key, in one line."""
+
+    def resolve(*args: Any) -> float:
+        try:
+            return reader(*args[:-1], os.path.normpath(args[-1]))  # <sweep dir>/../<stage>/...
+        except ValueError as err:
+            raise UsageError(str(err)) from err
+
+    return resolve
 
 
 # one line of --help per group a user chooses from (the schema groups are internal)
@@ -351,6 +361,9 @@ def register() -> None:
     cs.store(group="schema/optimizer", name="adam", node=AdamConfig)
     cs.store(group="schema/scheduler", name="step", node=StepLRConfig)
     cs.store(group="schema/scheduler", name="cosine", node=CosineConfig)
-    if not OmegaConf.has_resolver("losslab_chosen_lr"):
-        OmegaConf.register_new_resolver("losslab_chosen_lr", _chosen_lr)
+    if not OmegaConf.has_resolver("losslab_candidate_lr"):
+        # a study's final stages: ${losslab_candidate_lr:<loss>,<value>,<rank>,<file>} and
+        # ${losslab_fixed_lr:<loss>,<seed>,<file>} read the lrs its earlier stages chose
+        OmegaConf.register_new_resolver("losslab_candidate_lr", _study_lr(candidate_lr))
+        OmegaConf.register_new_resolver("losslab_fixed_lr", _study_lr(fixed_lr))
         OmegaConf.register_new_resolver("losslab_groups", _groups_help)

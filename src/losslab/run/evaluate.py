@@ -17,36 +17,34 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from losslab.errors import UsageError
-from losslab.lit.classifier import Classifier, read_checkpoint
+from losslab.errors import UsageError, check_out_dir, user_main
+from losslab.lit.classifier import Classifier
 from losslab.lit.data import MNISTDataModule
 from losslab.names import KINDS
 from losslab.read.tables import markdown_table
-from losslab.run.rundir import RunDir
+from losslab.run.checkpoints import find_checkpoint, read_checkpoint
 
 __all__ = ["evaluate", "main"]
 
 
-def find_checkpoint(path: Path) -> Path:
-    """The checkpoint ``path`` names: itself, or a run folder's ``checkpoints/last.ckpt``."""
-    if path.is_dir():
-        checkpoint = RunDir(path).checkpoint()
-        if checkpoint is None:
-            raise UsageError(
-                f"{path}: this folder holds no checkpoint (checkpoints/last.ckpt); pass a run "
-                f"folder that losslab-train wrote, or a .ckpt file"
-            )
-        return checkpoint
-    if not path.exists():
-        raise UsageError(f"{path}: no such checkpoint file or run folder")
-    return path
+def _device(name: str) -> torch.device:
+    """``--device``: a torch device that is there."""
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise UsageError(
+            f"--device={name}: not a torch device ({' '.join(str(err).split())}); e.g. cpu, "
+            f"cuda, cuda:1"
+        ) from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device={name}: no CUDA GPU is visible here; use --device cpu")
+    return device
 
 
 def evaluate(
@@ -55,6 +53,7 @@ def evaluate(
     """``{split: {"acc": ..., "loss": ..., ...}}`` for ``test`` and, when the run held one out,
     ``val``. ``data_dir``: where MNIST lies (default: where the run read it, else
     ``$LOSSLAB_DATA_DIR``)."""
+    device = _device(str(device))
     contents = read_checkpoint(checkpoint, "checkpoint")
     if "hyper_parameters" not in contents or "datamodule_hyper_parameters" not in contents:
         raise UsageError(
@@ -71,7 +70,12 @@ def evaluate(
     )
     try:
         datamodule.prepare_data()
-    except (FileNotFoundError, RuntimeError) as err:
+    except FileNotFoundError as err:
+        raise UsageError(
+            f"{' '.join(str(err).split())} Pass --data-dir <the folder that holds MNIST/raw/> "
+            f"(or set LOSSLAB_DATA_DIR)"
+        ) from err
+    except RuntimeError as err:
         raise UsageError(" ".join(str(err).split())) from err
     datamodule.setup()
     module.eval()
@@ -80,9 +84,8 @@ def evaluate(
         for split in ("val", "test"):
             if split not in datamodule.splits:
                 continue
-            for batch in datamodule.eval_dataloader(split):
-                batch = datamodule.scale(*(t.to(device) for t in batch))
-                module._update_metrics(split, *batch)
+            for batch in datamodule.eval_dataloader(split):  # raw images: the module scales them
+                module._update_metrics(split, *(t.to(device) for t in batch))
             values, _ = module.eval_metrics.compute(split)
             out[split] = {key.split("/")[0]: value.item() for key, value in values.items()}
     return out
@@ -113,18 +116,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", help="folder holding MNIST/raw (default: the run's)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     args = parser.parse_args(argv)
-    try:
-        checkpoint = find_checkpoint(args.path)
-        results = evaluate(checkpoint, args.data_dir, args.device)
-    except UsageError as err:
-        print(f"losslab-eval: error: {err}", file=sys.stderr)
-        return 2
     time = datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
-    log_dir = Path(os.environ.get("LOSSLAB_LOG_DIR", "logs"))
-    out_dir = args.out or log_dir / "eval" / time
-    table = _write(results, checkpoint, out_dir)
-    print(f"{table}\nlosslab-eval: eval.json, eval.md in {out_dir}")
-    return 0
+    out_dir = args.out or Path(os.environ.get("LOSSLAB_LOG_DIR", "logs")) / "eval" / time
+
+    def run() -> None:
+        check_out_dir(out_dir, "--out")
+        checkpoint = find_checkpoint(args.path, "checkpoint")
+        table = _write(evaluate(checkpoint, args.data_dir, args.device), checkpoint, out_dir)
+        print(f"{table}\nlosslab-eval: eval.json, eval.md in {out_dir}")
+
+    return user_main("losslab-eval", run)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
@@ -73,9 +74,13 @@ def _named(key: str) -> bool:
 
 
 def swept_keys(overrides: Sequence[str]) -> dict[str, list[str]]:
-    """``key -> [value, ...]`` of the overrides that sweep (``loss=sse,cee``, ``range(...)``),
-    in the order given; Hydra's own keys left out."""
-    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    """``key -> [value, ...]`` of the overrides that sweep (``loss=sse,cee``, ``range(...)``,
+    ``glob(...)``: a group's configs, as Hydra's config loader lists them), in the order given;
+    Hydra's own keys left out."""
+    loader = (
+        GlobalHydra.instance().config_loader() if GlobalHydra.instance().is_initialized() else None
+    )
+    parsed = OverridesParser.create(config_loader=loader).parse_overrides(list(overrides))
     return {
         o.key_or_group: list(o.sweep_string_iterator())
         for o in parsed

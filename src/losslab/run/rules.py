@@ -1,7 +1,8 @@
 """The checks of a composed config that span several keys or need the whole config: keys no
 schema knows (what a ``+key=value`` forces in), a group switched off that a run needs, a GPU that
-is not there, a DDP batch that does not divide, a study stage without a validation split, both
-``init_from`` and ``ckpt_path``. The per-key ranges are the schemas' and the constructors'."""
+is not there, a batch that does not divide among processes, a study stage without a validation
+split, a callback that monitors a metric the run does not log, both ``init_from`` and
+``ckpt_path``. The per-key ranges are the schemas' and the constructors'."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from losslab.errors import UsageError
-from losslab.run.config import GROUPS, REQUIRED_GROUPS, SCHEMAS, TrainConfig
+from losslab.names import logged_tags
+from losslab.run.config import GROUPS, REQUIRED_GROUPS, SCHEMAS, TrainConfig, TrainerConfig
 
 __all__ = ["check"]
 
@@ -30,13 +32,18 @@ def _unknown_keys(cfg: DictConfig) -> list[str]:
     return unknown
 
 
-def _world_size(trainer: DictConfig) -> int | None:
-    """Processes of a DDP run, when the config says how many (None: decided at run time)."""
-    devices = trainer.devices
-    count = len(devices) if isinstance(devices, list | ListConfig) else devices  # [0, 1]: 2
-    if not str(trainer.strategy).startswith("ddp") or not isinstance(count, int) or count < 1:
-        return None
-    return count * trainer.num_nodes
+def _monitored(cfg: DictConfig) -> None:
+    """A callback's ``monitor`` must be a metric the run logs (its evaluated splits)."""
+    data = cfg.data
+    splits = [s for s in data.eval_splits if s != "val" or data.val_size]
+    logged = logged_tags(splits, data.label_noise > 0)
+    for name, node in (cfg.callbacks or {}).items():
+        metric = node.get("monitor") if isinstance(node, DictConfig) else None
+        if metric is not None and metric not in logged:
+            raise UsageError(
+                f"callbacks.{name}.monitor={metric}: this run does not log it; it logs "
+                f"{', '.join(logged)} (acc/val needs data.val_size > 0)"
+            )
 
 
 def check(cfg: DictConfig, choices: Mapping[str, Any]) -> None:
@@ -67,27 +74,35 @@ def check(cfg: DictConfig, choices: Mapping[str, Any]) -> None:
                 f"{group}=null: a run needs a {group} config; choose one of conf/{group}/"
             )
     OmegaConf.to_object(cfg)  # the schemas' range checks
+    # the trainer's schema, also for a resume's config (read back from its file, untyped)
+    trainer_schema = OmegaConf.to_object(OmegaConf.merge(TrainerConfig, cfg.trainer))
     trainer, data = cfg.trainer, cfg.data
     if str(trainer.accelerator) in ("gpu", "cuda"):
         import torch
 
         if not torch.cuda.is_available():
+            instead = (
+                "trainer.accelerator=cpu (DDP over CPU processes), or trainer=cpu"
+                if choices.get("trainer") == "ddp"
+                else "trainer=cpu, or trainer=ddp trainer.accelerator=cpu"
+            )
             raise UsageError(
                 f"trainer.accelerator={trainer.accelerator!r} needs a CUDA GPU, but none is visible "
-                f"(torch.cuda.is_available() is False): use trainer=cpu or trainer=ddp"
+                f"(torch.cuda.is_available() is False): use {instead}"
             )
-    world = _world_size(trainer)
-    if world is not None and data.batch_size % world:
+    world = trainer_schema.processes()
+    if world is not None and world > 1 and data.batch_size % world:
         raise UsageError(
             f"data.batch_size={data.batch_size} must be divisible by the {world} DDP processes "
             f"(trainer.devices={trainer.devices}, trainer.num_nodes={trainer.num_nodes}): each "
             f"takes an equal share of every global batch"
         )
-    if cfg.study is not None and not data.val_size:
+    if cfg.study.stage is not None and not data.val_size:
         raise UsageError(
-            f"data.val_size={data.val_size}: the study's {cfg.study} stage chooses on a "
+            f"data.val_size={data.val_size}: the study's {cfg.study.stage} stage chooses on a "
             f"validation split; set data.val_size > 0 (the study presets hold out 10000)"
         )
+    _monitored(cfg)
     if cfg.init_from is not None and cfg.ckpt_path is not None:
         raise UsageError(
             f"init_from={cfg.init_from} and ckpt_path={cfg.ckpt_path}: choose one. ckpt_path "

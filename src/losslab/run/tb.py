@@ -60,6 +60,7 @@ HPARAM_KEYS = {
     "lr": "optimizer.lr",
     "batch_size": "data.batch_size",
     "optimizer": "optimizer",
+    "scheduler": "scheduler",
     "from_logits": "loss.from_logits",
     "hidden": "model.hidden",
     "activation": "model.activation",
@@ -169,7 +170,9 @@ def run_hparams(
     added at the end), plus any swept key that is not one of them, named by its override key."""
     out: dict[str, Any] = {}
     for name, key in HPARAM_KEYS.items():
-        out[name] = choices.get(key) if key in ("loss", "optimizer") else _select(cfg, key)
+        out[name] = (
+            choices.get(key) if key in ("loss", "optimizer", "scheduler") else _select(cfg, key)
+        )
     out["hidden"] = "-".join(map(str, out["hidden"]))
     out["from_logits"] = bool(out["from_logits"])
     out["train_size"] = out["train_size"] or TRAIN_IMAGES - cfg.data.val_size
