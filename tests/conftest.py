@@ -152,13 +152,10 @@ def train(*args: str, cwd: Path, env: dict[str, str] | None = None) -> Result:
     returned (a crash: its traceback on stderr, status 1)."""
     from hydra.core.global_hydra import GlobalHydra
 
-    import losslab.sweep.sweeper
     import losslab.train
 
     out, err, code = io.StringIO(), io.StringIO(), 0
     argv, cwd_before = sys.argv, os.getcwd()
-    losslab.train.REFUSED.clear()
-    losslab.sweep.sweeper.FAILED_JOBS.clear()
     try:
         os.chdir(cwd)
         sys.argv = ["losslab-train", *args]
@@ -376,6 +373,11 @@ _TEST_FILES_OF = {
     "runs": ("report",),
     "tables": ("report",),
     "ddp": ("train",),
+    "spec": ("classifier",),
+    "trainer": ("steps_per_call",),
+    "checkpoints": ("start", "evaluate", "classifier"),
+    "console": ("tiny_run", "callbacks"),
+    "progress": ("sweeper",),
 }
 
 

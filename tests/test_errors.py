@@ -1,6 +1,7 @@
 """losslab.errors in this process: the exact one line each kind of user error becomes (ours,
-Hydra's, OmegaConf's, a broken YAML file), a crash left as it is, a constructor's error named
-as its config key, and ``run_hydra``'s exit status and ``HYDRA_FULL_ERROR`` handling."""
+Hydra's, OmegaConf's, a broken YAML file, a file system that refuses a write), a crash left as it
+is, a constructor's error named as its config key, ``run_hydra``'s and ``user_main``'s exit
+status and ``HYDRA_FULL_ERROR`` handling, and an ``--out`` that names a file."""
 
 from __future__ import annotations
 
@@ -12,14 +13,22 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from losslab.errors import UsageError, exit_with, group_error, one_line, run_hydra
+from losslab.errors import (
+    UsageError,
+    check_out_dir,
+    exit_with,
+    group_error,
+    one_line,
+    run_hydra,
+    user_main,
+)
 from losslab.run.config import register
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 DATA_KEYS = ("data_dir, batch_size, val_size, train_size, label_noise, noise_seed, download, "
-             "normalize, seed, eval_batch_size, drop_last, replacement, eval_splits")  # fmt: skip
-TOP_KEYS = ("data, model, loss, optimizer, scheduler, trainer, logger, callbacks, paths, seed, "
-            "threads, task_name, ckpt_path, init_from, study")  # fmt: skip
+             "seed, eval_batch_size, drop_last, replacement, eval_splits")  # fmt: skip
+TOP_KEYS = ("data, model, loss, optimizer, scheduler, trainer, logger, callbacks, classifier, "
+            "paths, seed, threads, task_name, ckpt_path, init_from, verbose, study")  # fmt: skip
 
 
 def composing(*overrides: str, conf: Path = CONF, name: str = "train") -> BaseException:
@@ -54,6 +63,13 @@ def composing(*overrides: str, conf: Path = CONF, name: str = "train") -> BaseEx
         ("model.hidden=3", "model.hidden=3: Invalid value assigned: int is not a ListConfig, "
                            "list or tuple."),
         ("~model.foo", "Could not delete from config. 'model.foo' does not exist."),
+        # what moved to the classifier node: the loss's and the scheduler's keys are their
+        # constructors' arguments only
+        ("loss.input=logits", "loss.input: no such key; allowed keys: from_logits, "
+                              "label_smoothing, eps, ignore_index"),
+        ("data.normalize=false", f"data.normalize: no such key; allowed keys: {DATA_KEYS}"),
+        ("classifier.foo=1", "classifier.foo: no such key; allowed keys: normalize, loss_input, "
+                             "scheduler_interval"),
     ],
 )  # fmt: skip
 def test_each_composition_error_becomes_its_exact_line(override, line):
@@ -150,9 +166,9 @@ def test_a_constructor_error_is_named_as_its_config_key():
     assert str(group_error("data", err, keys=())) == (
         "data: batch_size must be a positive integer, got 0"
     )
-    renamed = ValueError("loss_input='probabilities' applies softmax twice")
-    assert str(group_error("loss", renamed, ("input",), {"loss_input": "input"})) == (
-        "loss.input='probabilities' applies softmax twice"
+    own = ValueError("loss_input='probabilities' applies softmax twice")  # the group's own key
+    assert str(group_error("classifier", own, ("loss_input", "normalize"))) == (
+        "classifier.loss_input='probabilities' applies softmax twice"
     )
     assert str(group_error("loss", TypeError("123 bad"), ("input",))) == "loss: 123 bad"
     t_max = ValueError("T_max must be >= 1, got 0")  # CosineAnnealingLR's key, upper-case first
@@ -236,3 +252,69 @@ def test_omegaconf_and_hydra_errors_raised_outside_composition_are_one_line_too(
         "\nand the rest of its help"
     )
     assert one_line(hydra) == "a bad thing"
+
+
+@pytest.mark.parametrize(
+    ("errno_name", "reason"),
+    [("EACCES", "Permission denied"), ("EROFS", "Read-only file system"),
+     ("EEXIST", "File exists"), ("ENOTDIR", "Not a directory"), ("ENOSPC", "No space left on device"),
+     ("EISDIR", "Is a directory"), ("EPERM", "Operation not permitted")],
+)  # fmt: skip
+def test_a_file_system_that_refuses_a_write_is_one_line_naming_the_file(errno_name, reason):
+    import errno
+
+    code = getattr(errno, errno_name)
+    err = OSError(code, os.strerror(code), "/logs/run/result.json")
+    assert one_line(err) == f"cannot write /logs/run/result.json: {os.strerror(code)}"
+    assert os.strerror(code) == reason
+    assert one_line(OSError(code, os.strerror(code))) is None  # no file named: a crash
+    assert one_line(OSError(5, "Input/output error", "/x")) is None  # EIO: a crash
+
+
+def test_a_real_permission_error_is_one_line(tmp_path):
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        if os.access(folder, os.W_OK):  # root writes anywhere: nothing to refuse
+            pytest.skip("this user may write into a read-only folder")
+        with pytest.raises(PermissionError) as raised:
+            (folder / "x.json").write_text("{}")
+        assert one_line(raised.value) == f"cannot write {folder / 'x.json'}: Permission denied"
+    finally:
+        folder.chmod(0o700)
+
+
+def test_an_out_folder_option_must_not_name_a_file(tmp_path):
+    (tmp_path / "file.txt").write_text("x")
+    check_out_dir(tmp_path, "--out")  # a folder that exists
+    check_out_dir(tmp_path / "new" / "deeper", "--out")  # one to make
+    with pytest.raises(UsageError) as refused:
+        check_out_dir(tmp_path / "file.txt", "--out")
+    assert str(refused.value) == (
+        f"--out={tmp_path / 'file.txt'}: a file is there; --out names a folder to write"
+    )
+
+
+def test_user_main_gives_0_or_2_with_one_line_and_keeps_a_crash(capsys):
+    assert user_main("losslab-x", lambda: None) == 0
+
+    def fails(err: Exception):
+        def run():
+            raise err
+
+        return run
+
+    for err, line in (
+        (UsageError("seed:\n bad"), "seed: bad"),
+        (ValueError("no runs\nunder x"), "no runs under x"),
+        (FileNotFoundError("x: no such folder"), "x: no such folder"),
+        (PermissionError(13, "Permission denied", "/o/summary.csv"),
+         "cannot write /o/summary.csv: Permission denied"),
+    ):  # fmt: skip
+        assert user_main("losslab-x", fails(err)) == 2
+        assert capsys.readouterr() == ("", f"losslab-x: error: {line}\n")
+    with pytest.raises(RuntimeError, match="a bug"):
+        user_main("losslab-x", fails(RuntimeError("a bug")))
+    with pytest.raises(KeyError):
+        user_main("losslab-x", fails(KeyError("k")))

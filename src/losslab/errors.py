@@ -12,13 +12,23 @@ A leaf: it imports no other losslab module, and Hydra, OmegaConf, Lightning and 
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-__all__ = ["USAGE_EXIT", "UsageError", "exit_with", "group_error", "one_line", "run_hydra"]
+__all__ = [
+    "USAGE_EXIT",
+    "UsageError",
+    "check_out_dir",
+    "exit_with",
+    "group_error",
+    "one_line",
+    "run_hydra",
+    "user_main",
+]
 
 USAGE_EXIT = 2
 
@@ -37,17 +47,13 @@ def _flat(text: object) -> str:
     return " ".join(str(text).split())
 
 
-def group_error(
-    group: str, err: Exception, keys: Any = (), renames: dict[str, str] | None = None
-) -> UsageError:
+def group_error(group: str, err: Exception, keys: Any = ()) -> UsageError:
     """A constructor's ``ValueError``/``TypeError`` as a config error: the constructors name their
-    argument first (``batch_size must be ...``), which is the key ``data.batch_size``; an
-    argument named otherwise in the config is in ``renames`` (``{"loss_input": "input"}``)."""
+    argument first (``batch_size must be ...``), which is the key ``data.batch_size`` (a config
+    group's keys are its constructor's arguments)."""
     message = _flat(err)
     first = re.match(r"[A-Za-z_]\w*", message)
     name = first.group() if first else ""
-    if name in (renames or {}):
-        message, name = renames[name] + message[len(name) :], renames[name]
     if name in keys:
         return UsageError(f"{group}.{message}")
     return UsageError(f"{group}: {message}")
@@ -67,6 +73,8 @@ def one_line(err: BaseException) -> str | None:
 
     if isinstance(err, UsageError | MisconfigurationException):
         return _flat(err)
+    if isinstance(err, OSError) and err.errno in _FOLDER_ERRORS and err.filename:
+        return f"cannot write {err.filename}: {err.strerror}"
     if isinstance(err, yaml.YAMLError) or isinstance(err.__cause__, yaml.YAMLError):
         bad = err if isinstance(err, yaml.YAMLError) else err.__cause__
         mark = getattr(bad, "problem_mark", None)
@@ -99,6 +107,45 @@ def one_line(err: BaseException) -> str | None:
         )
         return _flat(text)
     return None
+
+
+# errors of the file system a user can mend (a folder they may not write, a file where a folder
+# should be, a full disk): one line, not a traceback
+_FOLDER_ERRORS = {
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.EEXIST,
+    errno.ENOTDIR,
+    errno.EISDIR,
+    errno.ENOSPC,
+    errno.EDQUOT,
+}
+
+
+def check_out_dir(folder: Any, option: str) -> None:
+    """An output folder option (``--out``) must not name a file."""
+    from pathlib import Path
+
+    if Path(folder).exists() and not Path(folder).is_dir():
+        raise UsageError(f"{option}={folder}: a file is there; {option} names a folder to write")
+
+
+def user_main(prog: str, func: Callable[[], Any]) -> int:
+    """Run a console command's body: 0, or 2 with one line ``<prog>: error: ...`` for a user
+    error (ours, a missing path, a bad value, a folder that cannot be written); a crash keeps
+    its traceback."""
+    try:
+        func()
+    except Exception as err:
+        message = one_line(err)
+        if message is None and isinstance(err, ValueError | FileNotFoundError):
+            message = _flat(err)
+        if message is None:
+            raise
+        print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
+        return USAGE_EXIT
+    return 0
 
 
 def _allowed_keys(err: Any) -> str:

@@ -1,7 +1,8 @@
 """``losslab-train``: compose ``conf/train.yaml`` with Hydra, build the objects, train.
 
-The composition root: every check runs first (:mod:`losslab.run.start`), then :mod:`losslab.run.build`
-makes the objects, Lightning fits, and the run folder (:mod:`losslab.run.rundir`) gets its files.
+The composition root: every check runs first (:mod:`losslab.run.start`), then
+:mod:`losslab.run.build` makes the objects, Lightning fits, and the run folder
+(:mod:`losslab.run.rundir`) gets its files.
 
     losslab-train                                   # CEE, MLP 784-100-10, 5 epochs
     losslab-train loss=sse data.batch_size=32       # any key can be overridden
@@ -9,163 +10,99 @@ makes the objects, Lightning fits, and the run folder (:mod:`losslab.run.rundir`
     losslab-train experiment=book_ch4               # a named experiment from conf/experiment
     losslab-train ckpt_path=last hydra.run.dir=<run>       # resume that run, with its own config
 
-A run's folder (``hydra.run.dir``; a sweep job's, ``<sweep dir>/<what varies>``) gets nothing
-until every check has passed: the config (types, ranges, keys), the checkpoint, the folder (a new
-run never reuses one), the MNIST files. A user error is one line and exit status 2.
+A run's folder gets nothing until every check has passed: the config (types, ranges, keys), the
+checkpoint, the folder (a new run never reuses one), the MNIST files. A user error is one line
+and exit status 2, and the folders Hydra made for the run go again.
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib.resources
-import logging
 import math
 import os
 import sys
 import time
-import warnings
-from collections.abc import Iterator
-from pathlib import Path
+from dataclasses import dataclass, field
+from typing import Any
 
 import hydra
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, open_dict
 
 from losslab.errors import UsageError, exit_with, one_line, run_hydra
-from losslab.lit.classifier import Classifier
 from losslab.lit.metrics import objective
 from losslab.run import config, ddp, overrides
 from losslab.run.build import build
-from losslab.run.rundir import RunDir
-from losslab.run.start import Start, plan
-from losslab.sweep import sweeper as sweep
+from losslab.run.console import finished_before, lightning_console, log, run_log, summary
+from losslab.run.rundir import RunDir, missing_folders, remove_made
+from losslab.run.start import plan, write_start
+from losslab.sweep import progress
 
-# Lightning's advertising and a deprecation inside Lightning itself say nothing about the run.
-logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
-    lambda record: "Tip:" not in record.getMessage()
-)
-warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\).*")
-# batch/loss is written every log_every_n_steps across epochs: short epochs are fine.
-warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
-# a resumed run writes its checkpoints next to the ones it resumes from, on purpose
-warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")
 # conf/ at the repository root, shipped in the package (src/losslab/conf links to it)
 CONF_DIR = str(importlib.resources.files("losslab") / "conf")
-log = logging.getLogger("losslab")
 config.register()
 
 
-class _ConsoleFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return getattr(record, "console", True)
+class NewFolders(Callback):
+    """Hydra callback: notes the folders a single run's ``hydra.run.dir`` will create (Hydra
+    makes them before the run starts), so that a refused start takes exactly those away."""
 
-
-@contextlib.contextmanager
-def _run_log(run: RunDir | None) -> Iterator[None]:
-    """``losslab`` messages to stdout and, on rank 0, appended to ``<run>/train.log`` with
-    Lightning's own (``Trainer.fit stopped: ...``)."""
-    console = logging.StreamHandler(sys.stdout)
-    console.addFilter(_ConsoleFilter())
-    handlers: list[tuple[logging.Logger, logging.Handler]] = [(log, console)]
-    if run is not None:
-        file = logging.FileHandler(run.log_file)
-        file.setFormatter(logging.Formatter("%(message)s"))
-        handlers += [(log, file), (logging.getLogger("lightning.pytorch"), file)]
-    log.setLevel(logging.INFO)
-    log.propagate = False
-    for logger, handler in handlers:
-        logger.addHandler(handler)
-    try:
-        yield
-    finally:
-        for logger, handler in handlers:
-            logger.removeHandler(handler)
-            handler.close()
-
-
-def _write_start(run: RunDir, start: Start) -> None:
-    """``.hydra/`` of a new run, or one more record of a resume in place."""
-    hc = HydraConfig.get()
-    text, resolved = OmegaConf.to_yaml(start.cfg), OmegaConf.to_container(start.cfg, resolve=True)
-    if start.source is not None and start.source.path.resolve() == run.path.resolve():
-        run.record_resume(list(hc.overrides.task), start.changed or {}, text, resolved)
-        return
-    hydra_cfg = OmegaConf.create({"hydra": OmegaConf.to_container(hc, resolve=False)})
-    hydra_cfg.hydra.runtime.choices = start.choices
-    run.write_config(text, resolved, OmegaConf.to_yaml(hydra_cfg), list(hc.overrides.task))
-
-
-def _shown(path: Path) -> str:
-    return os.path.relpath(path) if path.resolve().is_relative_to(Path.cwd()) else str(path)
-
-
-def _finished(run: RunDir, result: dict) -> float:
-    """A resume of a run that finished: say so, change nothing."""
-    status, epochs = result.get("status"), result.get("epochs")
-    more = (
-        "start a new run: it diverged"
-        if status == "diverged"
-        else (f"ckpt_path=last trainer.max_epochs=<more than {epochs}>")
-    )
-    log.info(
-        f"losslab: {_shown(run.path)} finished before ({status} after {epochs} epochs); nothing "
-        f"was changed. To train longer: {more}"
-    )
-    return (result.get("metrics") or {}).get("hp/val_acc", math.nan)
-
-
-def _log_summary(module: Classifier, seconds: float, run: RunDir) -> None:
-    last = module.history[-1] if module.history else {}
-
-    def fmt(key: str) -> str:
-        return f"{last[key]:.4f}" if key in last else "-"
-
-    lines = [f"\nlosslab: {module.status} after {last.get('epoch', 0)} epochs in {seconds:.1f} s"]
-    for split in ("train", "val", "test"):
-        if f"acc/{split}" in last:
-            lines.append(
-                f"  {split:<5}  acc {fmt(f'acc/{split}')}  loss {fmt(f'loss/{split}')}  "
-                f"nll {fmt(f'nll/{split}')}  ece {fmt(f'ece/{split}')}"
-            )
-    shown = _shown(run.path)
-    lines += [f"  logs   {shown}", f"  view   tensorboard --logdir {shown}"]
-    log.info("\n".join(lines))
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        with open_dict(config.hydra.runtime):
+            config.hydra.runtime.new_folders = missing_folders(config.hydra.run.dir)
 
 
 def train(cfg: DictConfig) -> float:
     """Train one run from a composed config. Returns the number a sweeper maximises
     (:func:`losslab.lit.metrics.objective`): the final validation accuracy, NaN without a
     validation split (a sweeper never chooses on the test set)."""
-    run = RunDir(HydraConfig.get().runtime.output_dir)
+    console = (
+        HydraConfig.get().mode != RunMode.MULTIRUN or cfg.verbose
+    )  # a job: one line at its end
+    with lightning_console(console):
+        return _train(cfg, console)
+
+
+def _train(cfg: DictConfig, console: bool) -> float:
+    hc = HydraConfig.get()
+    run = RunDir(hc.runtime.output_dir)
     rank_zero = rank_zero_only.rank == 0
     try:
         start = plan(cfg, run, rank_zero)
         if start.finished is not None:
-            with _run_log(None):
-                return _finished(run, start.finished)
+            with run_log(None, console):
+                finished_before(run, start.finished)
+            return (start.finished.get("metrics") or {}).get("hp/val_acc", math.nan)
         torch.set_num_threads(start.cfg.threads)
         L.seed_everything(start.cfg.seed, workers=True, verbose=False)
-        replay = start.source is not None and start.source.path.resolve() != run.path.resolve()
         datamodule, module, trainer, hparams = build(
-            start.cfg, start.choices, start.ckpt_path, overrides.this_sweep(), replay
+            start.cfg,
+            start.choices,
+            overrides.this_sweep(),
+            resume_step=start.resume_step,
+            replay=start.source is not None and not start.in_place(run),
+            console=console,
         )
     except Exception as err:
         if rank_zero:
-            run.remove_if_empty(Path.cwd())
+            remove_made(hc.runtime.get("new_folders", []))
         message = one_line(err)
         if message is None:
             raise
         raise UsageError(message) from err
 
     if rank_zero:
-        _write_start(run, start)
-    with _run_log(run if rank_zero else None):
+        write_start(run, start)
+    with run_log(run if rank_zero else None, console):
         if start.changed:
             log.info(f"resumed {run.path} with its own config; changed: {start.changed}")
+        if trainer.steps_note:
+            log.info(f"losslab: {trainer.steps_note}")
         begin = time.perf_counter()
         try:
             with ddp.children_join_this_job():
@@ -176,44 +113,63 @@ def train(cfg: DictConfig) -> float:
                 torch.distributed.destroy_process_group()
         if trainer.is_global_zero:
             seconds = time.perf_counter() - begin
-            epochs = module.history[-1]["epoch"] if module.history else 0
+            last = module.history[-1] if module.history else {}
+            epochs = last.get("epoch", 0)
             if module.reliability:
                 run.write_reliability(epochs, module.reliability)
+                run.write_hits(epochs, {s: h.tolist() for s, h in module.hits.items()})
             hparams = {**hparams, "epochs": epochs, "status": module.status}
-            run.write_result(module.status, epochs, module.final_metrics(), hparams, seconds)
-            _log_summary(module, seconds, run)
+            run.write_result(
+                module.status, epochs, module.final_metrics(), hparams, seconds, module.history
+            )
+            log.info(summary(module.status, last, seconds, run), extra={"console": console})
     return objective(module.history)
 
 
-# A single run's refusal, for entry() to print as one line once Hydra has returned (raised
-# through Hydra, it would come with Hydra's own "Error executing job ..." line first).
-REFUSED: list[UsageError] = []
+@dataclass
+class Outcome:
+    """What a ``losslab-train`` command came to, for :func:`entry`: a single run's refusal, the
+    failed jobs of a sweep (recorded by the sweeper), the number the last run returned."""
 
-
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
-def main(cfg: DictConfig) -> float:
-    try:
-        return train(cfg)
-    except UsageError as err:
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
-            raise  # the sweeper records it in the job's folder
-        REFUSED.append(err)
-        return math.nan
+    refused: UsageError | None = None
+    failed_jobs: list[str] = field(default_factory=list)
+    result: float = math.nan
 
 
 def entry() -> None:
     """``losslab-train [overrides]`` and ``python -m losslab.train``: one line and status 2 for a
     user error, status 1 when jobs of a sweep failed."""
     sys.argv[1:] = overrides.for_hydra(sys.argv[1:])
-    run_hydra("losslab-train", main)
-    if REFUSED:  # a single run refused before it wrote anything
+    outcome = Outcome()
+
+    def task(cfg: DictConfig) -> float:
+        """Hydra's task: one run, or one job of a sweep (which prints its progress line)."""
+        multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+        begin, failed = time.perf_counter(), True
+        try:
+            outcome.result, failed = train(cfg), False
+        except UsageError as err:
+            if multirun:
+                raise  # the sweeper records it in the job's folder
+            outcome.refused = err  # printed once Hydra has returned, without its own line
+        finally:
+            if multirun:
+                progress.job_ended(HydraConfig.get(), failed, time.perf_counter() - begin)
+        return outcome.result
+
+    task.outcome = outcome  # type: ignore[attr-defined]  # the sweeper records failed jobs here
+    run_hydra(
+        "losslab-train",
+        hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")(task),
+    )
+    if outcome.refused is not None:  # a single run refused before it wrote anything
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise REFUSED[0]
-        exit_with("losslab-train", str(REFUSED[0]))
-    if sweep.FAILED_JOBS:
-        jobs = ", ".join(sweep.FAILED_JOBS)
+            raise outcome.refused
+        exit_with("losslab-train", str(outcome.refused))
+    if outcome.failed_jobs:
+        jobs = ", ".join(outcome.failed_jobs)
         exit_with(
-            "losslab-train", f"{len(sweep.FAILED_JOBS)} job(s) of the sweep failed: {jobs}", 1
+            "losslab-train", f"{len(outcome.failed_jobs)} job(s) of the sweep failed: {jobs}", 1
         )
 
 

@@ -20,7 +20,9 @@ from losslab.read.runs import read_curves
 
 # make mutate runs these for the mutants of the modules they test (their training passes through
 # the library, whose modules have tests of their own)
-pytestmark = pytest.mark.mutation_targets("train", "start", "build", "rundir", "callbacks")
+pytestmark = pytest.mark.mutation_targets(
+    "train", "start", "build", "rundir", "callbacks", "console", "checkpoints"
+)
 
 TINY_RUN = ["data.download=false", "data.batch_size=20", "data.val_size=10",
             "data.eval_batch_size=25", "trainer.max_epochs=2", "~hydra.callbacks.report"]  # fmt: skip
@@ -41,6 +43,14 @@ def test_a_run_writes_its_config_result_reliability_checkpoint_and_summary(tiny_
     result = json.loads((run / "result.json").read_text())
     assert (result["status"], result["epochs"]) == ("ok", 2)
     assert (result["hparams"]["epochs"], result["hparams"]["status"]) == (2, "ok")
+    # every epoch's metrics: the curves, also for a run that logged nothing
+    assert [h["epoch"] for h in result["history"]] == [0, 1, 2]
+    assert [h["step"] for h in result["history"]] == [0, 2, 4]
+    curves = read_curves(run)
+    for tag in ("acc/test", "loss/val", "acc/train"):
+        assert [(h["epoch"], h[tag]) for h in result["history"]] == [
+            (epoch, pytest.approx(value)) for epoch, value in curves[tag]
+        ], tag
     assert result["hparams"]["loss"] == "cee"
     assert 0 < result["seconds"] < time.time() - (run / ".hydra" / "config.yaml").stat().st_mtime
     assert yaml.safe_load((run / "hparams.yaml").read_text()) == result["hparams"]  # no other
@@ -67,7 +77,13 @@ def test_a_run_writes_its_config_result_reliability_checkpoint_and_summary(tiny_
         train_acc = metrics["hp/test_acc"] + metrics["hp/gap_acc"]  # gap = train - test
         expected = train_acc if split == "train" else metrics[f"hp/{split}_acc"]
         assert float(line[1]) == pytest.approx(expected, abs=5e-5)
-    assert summary[0] in (run / "train.log").read_text()
+    log = (run / "train.log").read_text()
+    assert summary[0] in log
+    # every warning goes to the run's train.log, none to the console (2 batches an epoch, fewer
+    # than log_every_n_steps: Lightning warns)
+    assert "smaller than the logging interval" in log
+    assert "Warning" not in console
+    assert "smaller than the logging interval" not in console
 
 
 def test_a_resume_of_a_finished_run_changes_nothing_and_says_how_to_train_longer(tiny_run):
@@ -107,6 +123,47 @@ def test_a_resume_that_changes_what_the_run_is_is_refused_naming_the_key(tiny_ru
     assert tree_digest(cwd / "run") == before
 
 
+def test_a_longer_resume_that_would_stretch_the_schedule_is_refused_in_one_line(
+    tiny_mnist, tmp_path
+):
+    """A cosine schedule's T_max is ${trainer.max_epochs}: training longer would change the
+    schedule the run trained with, so the resume is refused and the run left as it is."""
+    args = [f"data.data_dir={tiny_mnist['root']}", *TINY_RUN, "hydra.run.dir=run"]
+    ok(train(*args, "scheduler=cosine", cwd=tmp_path))
+    before = tree_digest(tmp_path / "run")
+    res = train(*args, "scheduler=cosine", "ckpt_path=last", "trainer.max_epochs=3", cwd=tmp_path)
+    assert res.returncode == 2
+    assert res.stderr == (
+        f"losslab-train: error: ckpt_path=last: trainer.max_epochs=3 would also change "
+        f"scheduler.T_max (2 -> 3) of {tmp_path / 'run'}, which trained with scheduler.T_max=2: "
+        f"the run's schedule is part of what it is. At resume only trainer.max_epochs, "
+        f"trainer.max_steps, trainer.enable_progress_bar, trainer.steps_per_call, threads, verbose, "
+        f"data.data_dir, data.download may change: start a new run for another configuration "
+        f"(init_from=<checkpoint> starts one from its weights)\n"
+    )
+    assert res.stderr.count("\n") == 1
+    assert tree_digest(tmp_path / "run") == before
+
+
+def test_init_from_a_run_folder_starts_from_its_last_checkpoint_and_records_the_file(tiny_run):
+    cwd, args, _ = tiny_run
+    ok(train(*args, "hydra.run.dir=warm", f"init_from={cwd / 'run'}", "seed=4", cwd=cwd))
+    last = (cwd / "run" / "checkpoints" / "last.ckpt").resolve()
+    config = yaml.safe_load((cwd / "warm" / ".hydra" / "config.yaml").read_text())
+    assert config["init_from"] == str(last)  # what ran: the file the folder stood for
+    old, new = read_curves(cwd / "run")["acc/test"], read_curves(cwd / "warm")["acc/test"]
+    assert new[0] == (0, old[-1][1])  # epoch 0 of the new run: the old run's last weights
+    (cwd / "nothing").mkdir()
+    refused = train(*args, "hydra.run.dir=cold", f"init_from={cwd / 'nothing'}", cwd=cwd)
+    assert refused.returncode == 2
+    assert refused.stderr == (
+        f"losslab-train: error: init_from={cwd / 'nothing'}: this folder holds no "
+        f"checkpoints/last.ckpt; pass a run folder that losslab-train wrote with checkpoints (not "
+        f"callbacks=null), or a .ckpt file\n"
+    )
+    assert not (cwd / "cold").exists()  # the folder Hydra made for the refused run went again
+
+
 def test_a_checkpoint_file_starts_a_new_run_and_leaves_the_old_one_alone(tiny_run):
     cwd, args, _ = tiny_run
     ckpt = cwd / "run" / "checkpoints" / "epoch=2-step=4.ckpt"
@@ -133,12 +190,48 @@ def test_a_run_folder_that_holds_a_run_is_refused_and_last_needs_a_checkpoint(ti
     assert f"hydra.run.dir={cwd / 'run'} already holds a run: resume it with ckpt_path=last" in (
         again.stderr
     )
-    shutil.copytree(cwd / "run" / ".hydra", cwd / "bare" / ".hydra")
+    shutil.copytree(cwd / "run" / ".hydra", cwd / "bare" / ".hydra")  # a run, no checkpoint
     bare = train(*args, "hydra.run.dir=bare", "ckpt_path=last", cwd=cwd)
     assert bare.returncode == 2
-    assert f"ckpt_path=last: no checkpoint {cwd / 'bare' / 'checkpoints' / 'last.ckpt'}." in (
-        bare.stderr
+    last = cwd / "bare" / "checkpoints" / "last.ckpt"
+    assert bare.stderr == (
+        f"losslab-train: error: ckpt_path=last: {cwd / 'bare'} holds a run but no checkpoint "
+        f"({last} is missing: it ran with callbacks=null, or stopped before its first epoch "
+        f"ended), so there is nothing to resume from; start a new run\n"
     )
+    (cwd / "empty").mkdir()
+    empty = train(*args, "hydra.run.dir=empty", "ckpt_path=last", cwd=cwd)
+    assert empty.returncode == 2
+    assert empty.stderr == (
+        f"losslab-train: error: ckpt_path=last: no run in {cwd / 'empty'} (no "
+        f"{cwd / 'empty' / 'checkpoints' / 'last.ckpt'}). To resume a run, pass its folder too: "
+        f"ckpt_path=last hydra.run.dir=logs/<task>/runs/<time>\n"
+    )
+    assert list((cwd / "empty").iterdir()) == []
+
+
+def test_a_run_without_checkpoints_cannot_be_resumed_and_says_why(tiny_mnist, tmp_path):
+    args = [f"data.data_dir={tiny_mnist['root']}", *TINY_RUN, "hydra.run.dir=run"]
+    ok(train(*args, "callbacks=null", cwd=tmp_path))
+    before = tree_digest(tmp_path / "run")
+    res = train(*args, "callbacks=null", "ckpt_path=last", cwd=tmp_path)
+    assert res.returncode == 2
+    assert f"{tmp_path / 'run'} holds a run but no checkpoint" in res.stderr
+    assert "it ran with callbacks=null" in res.stderr
+    assert res.stderr.count("\n") == 1
+    assert tree_digest(tmp_path / "run") == before
+
+
+def test_a_run_that_logs_nothing_names_its_folder_but_no_tensorboard(tiny_mnist, tmp_path):
+    """The ``view   tensorboard`` line only when the run wrote event files; its curves are in
+    result.json all the same."""
+    args = [f"data.data_dir={tiny_mnist['root']}", *TINY_RUN, "hydra.run.dir=run"]
+    res = ok(train(*args, "logger=null", cwd=tmp_path))
+    assert "  logs   run\n" in res.stdout
+    assert "tensorboard" not in res.stdout
+    assert not list((tmp_path / "run").glob("events.out.tfevents.*"))
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert [h["epoch"] for h in result["history"]] == [0, 1, 2]
 
 
 def test_the_seed_draws_the_initial_weights(tiny_run):

@@ -17,7 +17,7 @@ from tensorboard.plugins.hparams import api_pb2
 from tensorboard.plugins.hparams import metadata as hp_metadata
 from torchmetrics.functional.classification import multiclass_calibration_error
 
-from losslab.lit.classifier import Classifier
+from losslab.lit.classifier import Classifier, scale_pixels
 from losslab.lit.data import MNISTDataModule
 
 SPLIT_TAGS = ["loss", "acc", "nll", "brier", "ece"]
@@ -52,9 +52,12 @@ def load_module(run_dir: Path) -> Classifier:
 
 
 def split_tensors(data_dir: Path, split: str, **dm_kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+    """A split's raw uint8 images and labels: what the module takes (it scales them itself)."""
     dm = MNISTDataModule(data_dir, download=False, **dm_kwargs)
     dm.setup()
-    return dm.scale(*dm.splits[split])
+    images, labels = dm.splits[split]
+    assert images.dtype == torch.uint8
+    return images, labels
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +122,10 @@ def test_result_json_holds_the_status_epochs_and_the_hparams_metrics(two_epoch_r
     assert result["hparams"]["loss"] == "cee"
     assert result["hparams"]["train_size"] == 500
     assert 0 < result["seconds"] < 120
+    # every epoch's metrics, as the curves have them
+    assert [h["epoch"] for h in result["history"]] == [0, 1, 2]
+    for tag in ("acc/val", "loss/test", "ece/train"):
+        assert [h[tag] for h in result["history"]] == pytest.approx([v for _, v in s[tag]]), tag
 
 
 def test_the_resolved_config_is_what_the_run_trained_with(two_epoch_run):
@@ -304,9 +311,9 @@ def test_trainer_test_reports_the_test_metrics_of_the_module(data_dir):
         accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False
     )
     (result,) = trainer.test(module, datamodule=dm, verbose=False)
-    x, y = dm.scale(*dm.splits["test"])
+    x, y = dm.splits["test"]  # raw images: the module scales them, standardised by default
     with torch.no_grad():
-        logits = net.eval()(x)
+        logits = net.eval()(scale_pixels(x, normalize=True))
     assert result["acc/test"] == pytest.approx((logits.argmax(1) == y).float().mean().item())
     assert result["loss/test"] == pytest.approx(F.cross_entropy(logits, y).item(), rel=1e-5)
 

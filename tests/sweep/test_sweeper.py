@@ -1,13 +1,16 @@
-"""Sweeps: job folders named by what varies; a rerun skips what finished with the same config and
+"""Sweeps: job folders named by what varies, all in the sweep's one folder; a rerun skips what
+finished with the same config (found by what the run is, whatever its folder is called) and
 refuses, before anything runs, jobs whose folder holds another config's run (retrain on request);
-failed jobs reported; interrupted jobs resumed; experiments as sweep keys; a user's own config
-folder (single run, sweep, DDP); the submitit launcher."""
+the same run twice in one sweep trained once; failed jobs reported; interrupted jobs resumed;
+experiments as sweep keys; one progress line per job; a user's own config folder (single run,
+sweep, DDP); the submitit launcher."""
 
 from __future__ import annotations
 
 import csv
 import json
 import pickle
+import re
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,7 @@ from conftest import REPO_ROOT, compose_train, job_folders, ok, train, train_pro
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
+from losslab.run.build import DATA_HINT
 from losslab.run.overrides import swept_keys
 from losslab.run.rundir import RunDir
 from losslab.sweep.sweeper import ComposedOnce, job_names
@@ -50,6 +54,16 @@ def test_job_names_without_a_swept_key_or_with_repeats_stay_distinct():
     assert names("hydra.sweep.dir=x") == ["job"]  # nothing to name it by
 
 
+def test_swept_keys_lists_the_configs_a_glob_matches():
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
+        assert swept_keys(["loss=glob(s*)", "seed=0,1"]) == {
+            "loss": ["sse", "sse_logits"],
+            "seed": ["0", "1"],
+        }
+
+
 def test_swept_keys_lists_values_of_sweeps_only():
     assert swept_keys(["loss=sse,cee", "seed=0", "optimizer.lr=range(1,3)", "hydra.x=1,2"]) == {
         "loss": ["sse", "cee"],
@@ -74,11 +88,11 @@ def test_a_rerun_skips_finished_jobs_and_refuses_changed_ones_before_anything_ru
     before = tree_digest(tmp_path / "sw" / "loss=sse")
 
     same = ok(train(*sweep, cwd=tmp_path))  # the same command: nothing is trained twice
-    assert (
-        same.stdout.count("finished before, skipped")
-        + same.stderr.count("finished before, skipped")
-        == 2
+    assert same.stdout.startswith(
+        "losslab-train: 0 job(s) into sw; 2 finished before or repeated, skipped: loss=sse, "
+        "loss=cee\n"
     )
+    assert "finished before" not in same.stderr
     assert tree_digest(tmp_path / "sw" / "loss=sse") == before
 
     everything = tree_digest(tmp_path / "sw")
@@ -111,10 +125,14 @@ def test_the_sweepers_decisions_on_a_finished_sweep_train_nothing(sweep_2x2, tmp
             "loss=cee,data.batch_size=50", "loss=cee,data.batch_size=500"]  # fmt: skip
     before = tree_digest(tmp_path / "sw")
     same = ok(train(*SWEEP_2X2, "hydra.sweep.dir=sw", "~hydra.callbacks.report", cwd=tmp_path))
-    skipped = [line for line in same.stdout.splitlines() if "finished before" in line]
-    assert skipped == [f"losslab-train: {job}: finished before, skipped" for job in jobs]
-    assert {k: v for k, v in tree_digest(tmp_path / "sw").items() if k != "multirun.yaml"} == {
-        k: v for k, v in before.items() if k != "multirun.yaml"
+    # one line for the sweep, naming the first three jobs it skipped
+    assert same.stdout == (
+        f"losslab-train: 0 job(s) into sw; 4 finished before or repeated, skipped: "
+        f"{jobs[0]}, {jobs[1]}, {jobs[2]} and 1 more\n"
+    )
+    bookkeeping = ("multirun.yaml", ".progress")  # the sweep's own files, rewritten each launch
+    assert {k: v for k, v in tree_digest(tmp_path / "sw").items() if k not in bookkeeping} == {
+        k: v for k, v in before.items() if k not in bookkeeping
     }
     everything = tree_digest(tmp_path / "sw")
     changed = train(*SWEEP_2X2, "trainer.max_epochs=2", "hydra.sweep.dir=sw", cwd=tmp_path)
@@ -156,7 +174,7 @@ def test_a_job_started_with_another_config_and_nothing_to_resume_is_started_over
     assert "lr: 0.1" in (job / ".hydra" / "resolved.yaml").read_text()
 
 
-@pytest.mark.mutation_targets("sweep", "rundir", "start", "train")
+@pytest.mark.mutation_targets("sweeper", "rundir", "start", "train", "progress")
 def test_jobs_run_one_batch_at_a_time_failures_are_recorded_and_a_rerun_restarts_or_resumes(
     tiny_mnist, tmp_path
 ):
@@ -184,6 +202,12 @@ def test_jobs_run_one_batch_at_a_time_failures_are_recorded_and_a_rerun_restarts
     assert not (sw / jobs[0] / "checkpoints").exists()
     assert (sw / jobs[1] / "checkpoints" / "last.ckpt").exists()
     assert (sw / "multirun.yaml").is_file()
+    # each job's one line says it failed, counted over the whole sweep (both launches)
+    progress = [line for line in res.stdout.splitlines() if line.startswith("sweep ")]
+    assert [line.split("  ")[:3] for line in progress] == [
+        ["sweep 1/2", jobs[0], "failed"],
+        ["sweep 2/2", jobs[1], "failed"],
+    ]
 
     again = ok(train(*args, cwd=tmp_path))
     assert "failed" not in again.stderr
@@ -283,11 +307,27 @@ def test_a_sweep_over_experiments_gives_each_its_own_folder_and_a_rerun_skips_th
     assert job_folders(sweep) == ["experiment=tiny_a", "experiment=tiny_b"]
     before = tree_digest(sweep / "experiment=tiny_a")
     res = ok(train(*args, cwd=tmp_path))  # the same command again: both finished
-    assert (
-        res.stdout.count("finished before, skipped") + res.stderr.count("finished before, skipped")
-        == 2
+    assert res.stdout.startswith(
+        "losslab-train: 0 job(s) into sweep; 2 finished before or repeated, skipped: "
+        "experiment=tiny_a, experiment=tiny_b\n"
     )
     assert tree_digest(sweep / "experiment=tiny_a") == before
+
+
+@pytest.mark.slow
+def test_a_sweep_over_experiments_with_their_own_task_names_lands_in_one_folder(
+    user_conf, tmp_path, data_dir
+):
+    """Each experiment names its own task_name (its log folder), but the sweep's folder is
+    resolved once, from the command line's config: both jobs land in it."""
+    ok(train("-m", "--config-dir", str(user_conf), "experiment=tiny_a,tiny_b", cwd=tmp_path))
+    assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == ["train"]
+    (sweep,) = (tmp_path / "logs" / "train" / "multiruns").iterdir()
+    assert job_folders(sweep) == ["experiment=tiny_a", "experiment=tiny_b"]
+    for job, task in (("experiment=tiny_a", "tiny_a"), ("experiment=tiny_b", "tiny_b")):
+        assert yaml.safe_load((sweep / job / ".hydra" / "config.yaml").read_text())[
+            "task_name"
+        ] == (task)
 
 
 @pytest.mark.slow
@@ -384,10 +424,13 @@ class RecordingLauncher:
         return results
 
 
-def sweep(sweep_dir: Path, *overrides: str, fails=None) -> tuple[RecordingLauncher, object]:
+def sweep(
+    sweep_dir: Path | None, *overrides: str, fails=None, outcome=None
+) -> tuple[RecordingLauncher, object]:
     """``losslab-train -m OVERRIDES hydra.sweep.dir=SWEEP_DIR`` up to the launches: Hydra's
-    multirun config and losslab's sweeper, as ``losslab-train -m`` makes them, with a
-    recording launcher. Returns the launcher and what the sweep returned."""
+    multirun config and losslab's sweeper, as ``losslab-train -m`` makes them (its task carries
+    ``outcome``, as losslab-train's does), with a recording launcher. Returns the launcher and
+    what the sweep returned. ``sweep_dir=None``: the sweep's folder is the config's."""
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
@@ -397,7 +440,13 @@ def sweep(sweep_dir: Path, *overrides: str, fails=None) -> tuple[RecordingLaunch
     from losslab.run.config import register
 
     register()
-    args = [*overrides, f"hydra.sweep.dir={sweep_dir}"]
+    args = [*overrides, *([f"hydra.sweep.dir={sweep_dir}"] if sweep_dir else [])]
+
+    def task(cfg):
+        return None
+
+    if outcome is not None:
+        task.outcome = outcome
     with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
         hydra = GlobalHydra.instance().hydra
         cfg = hydra.compose_config("train", args, run_mode=RunMode.MULTIRUN)
@@ -406,8 +455,9 @@ def sweep(sweep_dir: Path, *overrides: str, fails=None) -> tuple[RecordingLaunch
         sweeper = Plugins.instance().instantiate_sweeper(
             config=cfg,
             hydra_context=HydraContext(config_loader=hydra.config_loader, callbacks=None),
-            task_function=lambda _: None,
+            task_function=task,
         )
+        sweep_dir = Path(cfg.hydra.sweep.dir)
         sweeper.launcher = launcher = RecordingLauncher(sweep_dir, fails or {})
         returned = sweeper.sweep(arguments=OmegaConf.to_container(cfg.hydra.overrides.task))
         assert (
@@ -438,23 +488,29 @@ def subdir(name: str) -> str:
     return f"hydra.sweep.subdir='{name}'"
 
 
-@pytest.mark.mutation_targets("sweep")
+def in_dir(sweep_dir: Path) -> str:
+    """What every job is given: the sweep's one folder, resolved once."""
+    return f"hydra.sweep.dir='{sweep_dir}'"
+
+
+@pytest.mark.mutation_targets("sweeper")
 def test_a_sweep_launches_its_batches_in_turn_and_records_the_jobs_that_fail(
     tiny_mnist, tmp_path, capsys, monkeypatch
 ):
     """Three jobs, one a launch; job seed=1 crashes, seed=3 is refused: each failure is written
     into its folder and named, and the sweep goes on. Hydra numbers the jobs across the launches."""
     from losslab.errors import UsageError
-    from losslab.sweep import sweeper as sweep_module
+    from losslab.train import Outcome
 
-    monkeypatch.setattr(sweep_module, "FAILED_JOBS", [])
     fails = {"seed=1": crashed("simulated crash\nsecond line"),
              "seed=3": UsageError("optimizer.lr: must be\n  > 0")}  # fmt: skip
     sw = tmp_path / "not" / "yet" / "sw"  # its parent folders too are made
+    outcome = Outcome()
     launcher, returned = sweep(sw, "seed=1,2,3", *on(tiny_mnist), "hydra.sweeper.max_batch_size=1",
-                               fails=fails)  # fmt: skip
+                               fails=fails, outcome=outcome)  # fmt: skip
     assert launcher.launches == [
-        ([[f"seed={s}", *on(tiny_mnist), subdir(f"seed={s}")]], s - 1) for s in (1, 2, 3)
+        ([[f"seed={s}", *on(tiny_mnist), in_dir(sw), subdir(f"seed={s}")]], s - 1)
+        for s in (1, 2, 3)
     ]
     assert [[r.status.name for r in batch] for batch in returned] == [
         ["FAILED"],
@@ -462,36 +518,123 @@ def test_a_sweep_launches_its_batches_in_turn_and_records_the_jobs_that_fail(
         ["FAILED"],
     ]
     assert OmegaConf.load(sw / "multirun.yaml").hydra.sweep.dir == str(sw)
-    assert sweep_module.FAILED_JOBS == ["seed=1", "seed=3"]
+    assert outcome.failed_jobs == ["seed=1", "seed=3"]  # what losslab-train exits 1 for
+    assert outcome.refused is None
     text = (sw / "seed=1" / "error.txt").read_text().split("\n")
     assert text[:3] == ["RuntimeError: simulated crash", "", "Traceback (most recent call last):"]
     assert text[3].startswith('  File "')
     assert text[-3:] == ["RuntimeError: simulated crash", "second line", ""]
     assert RunDir(sw / "seed=3").error_line() == "optimizer.lr: must be > 0"
     assert not (sw / "seed=2").exists()
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert out == f"losslab-train: 3 job(s) into {sw}\n"
+    assert json.loads((sw / ".progress").read_text().splitlines()[0])["total"] == 3
     assert "losslab-train: job seed=1 failed: RuntimeError: simulated crash\n" in err
     assert "losslab-train: job seed=3 failed: optimizer.lr: must be > 0\n" in err
     assert err.count("Traceback") == 1  # a crash shows where, a usage error does not
 
 
-@pytest.mark.mutation_targets("sweep")
+def test_a_sweep_whose_task_carries_no_outcome_still_records_its_failures(tiny_mnist, tmp_path):
+    """Another task function (not losslab-train's): the failures are written and named all the
+    same."""
+    sw = tmp_path / "sw"
+    sweep(sw, "seed=1,2", *on(tiny_mnist), fails={"seed=2": crashed("boom")})
+    assert RunDir(sw / "seed=2").error_line() == "RuntimeError: boom"
+
+
+@pytest.mark.mutation_targets("sweeper")
 def test_a_glob_over_a_group_gives_a_job_per_matching_config(tiny_mnist, tmp_path):
     launcher, _ = sweep(tmp_path / "sw", "loss=glob(s*)", *on(tiny_mnist))
     ((jobs, _),) = launcher.launches
     assert [job[-1] for job in jobs] == [subdir("loss=sse"), subdir("loss=sse_logits")]
 
 
-@pytest.mark.mutation_targets("sweep")
+@pytest.mark.mutation_targets("sweeper")
 def test_a_rerun_launches_only_the_jobs_that_did_not_finish(tiny_mnist, tmp_path, capsys):
     sw = tmp_path / "sw"
     finished(sw / "seed=1", "seed=1", *on(tiny_mnist))
     launcher, _ = sweep(sw, "seed=1,2", *on(tiny_mnist), "hydra.sweeper.max_batch_size=1")
-    assert launcher.launches == [([["seed=2", *on(tiny_mnist), subdir("seed=2")]], 0)]
-    assert "losslab-train: seed=1: finished before, skipped\n" in capsys.readouterr().out
+    assert launcher.launches == [([["seed=2", *on(tiny_mnist), in_dir(sw), subdir("seed=2")]], 0)]
+    assert capsys.readouterr().out == (
+        f"losslab-train: 1 job(s) into {sw}; 1 finished before or repeated, skipped: seed=1\n"
+    )
 
 
-@pytest.mark.mutation_targets("sweep")
+@pytest.mark.mutation_targets("sweeper")
+def test_a_rerun_with_its_keys_in_another_order_finds_its_finished_jobs(
+    tiny_mnist, tmp_path, capsys
+):
+    """The job folders are named by the first command (``loss=...,seed=...``); the same sweep
+    typed the other way round names its jobs ``seed=...,loss=...``, and finds the runs by what
+    they are: nothing is trained again, no folder is added."""
+    sw = tmp_path / "sw"
+    finished(sw / "loss=sse,seed=1", "loss=sse", "seed=1", *on(tiny_mnist))
+    finished(sw / "loss=cee,seed=1", "loss=cee", "seed=1", *on(tiny_mnist))
+    before = tree_digest(sw)
+    launcher, _ = sweep(sw, "seed=1,2", "loss=sse,cee", *on(tiny_mnist))
+    ((jobs, _),) = launcher.launches
+    assert [job[-1] for job in jobs] == [subdir("seed=2,loss=sse"), subdir("seed=2,loss=cee")]
+    assert capsys.readouterr().out == (
+        f"losslab-train: 2 job(s) into {sw}; 2 finished before or repeated, skipped: "
+        f"loss=sse,seed=1, loss=cee,seed=1\n"
+    )
+    assert {k: v for k, v in tree_digest(sw).items() if k.startswith("loss=")} == before
+
+
+@pytest.mark.mutation_targets("sweeper")
+def test_the_same_run_twice_in_one_sweep_is_trained_once(tiny_mnist, tmp_path, capsys):
+    sw = tmp_path / "sw"
+    launcher, _ = sweep(sw, "seed=1,1,2", *on(tiny_mnist))
+    ((jobs, _),) = launcher.launches
+    assert [job[0] for job in jobs] == ["seed=1", "seed=2"]
+    assert capsys.readouterr().out == (
+        f"losslab-train: 2 job(s) into {sw}; 1 finished before or repeated, skipped: "
+        f"seed=1,#2 (the same run as seed=1)\n"
+    )
+
+
+@pytest.mark.mutation_targets("sweeper")
+def test_a_rerun_that_only_prints_more_skips_the_finished_jobs(tiny_mnist, tmp_path, capsys):
+    """``verbose=true`` changes what a job prints, not what it computes: the same runs."""
+    sw = tmp_path / "sw"
+    finished(sw / "seed=1", "seed=1", *on(tiny_mnist))
+    launcher, _ = sweep(sw, "seed=1,2", *on(tiny_mnist), "verbose=true")
+    assert [job[0] for (jobs, _) in launcher.launches for job in jobs] == ["seed=2"]
+    assert "skipped: seed=1\n" in capsys.readouterr().out
+
+
+@pytest.mark.mutation_targets("sweeper")
+def test_every_job_gets_the_sweeps_one_folder(tiny_mnist, tmp_path):
+    """The sweep's folder is resolved once, from the command's config (task_name=train and the
+    time), and handed to every job: an experiment's own task_name cannot send a job elsewhere."""
+    launcher, _ = sweep(None, "experiment=book_ch4,overfit", f"paths.log_dir={tmp_path}",
+                        *on(tiny_mnist))  # fmt: skip
+    ((jobs, _),) = launcher.launches
+    folders = {o for job in jobs for o in job if o.startswith("hydra.sweep.dir=")}
+    (folder,) = folders
+    sweep_dir = Path(folder.partition("=")[2].strip("'"))
+    assert sweep_dir.parent == tmp_path / "train" / "multiruns"
+    assert (sweep_dir / "multirun.yaml").is_file()
+    assert [job[-1] for job in jobs] == [
+        subdir("experiment=book_ch4"),
+        subdir("experiment=overfit"),
+    ]
+
+
+@pytest.mark.parametrize("sampled", ["optimizer.lr=interval(0.01,1)", "seed=interval(0,10)"])
+def test_a_range_to_sample_from_is_refused_before_anything_runs(tiny_mnist, tmp_path, sampled):
+    from losslab.errors import UsageError
+
+    with pytest.raises(UsageError) as refused:
+        sweep(tmp_path / "sw", "loss=sse,cee", sampled, *on(tiny_mnist))
+    assert str(refused.value) == (
+        f"{sampled}: interval() is a range for a sampling sweeper (Optuna, Nevergrad); losslab's "
+        f"sweeper runs lists (a,b,c), choice(...), range(...) and glob(...): list the values"
+    )
+    assert not (tmp_path / "sw").exists()
+
+
+@pytest.mark.mutation_targets("sweeper")
 def test_a_rerun_with_another_config_is_refused_naming_each_job_and_what_differs(
     tiny_mnist, tmp_path
 ):
@@ -525,7 +668,7 @@ def test_a_rerun_with_another_config_is_refused_naming_each_job_and_what_differs
     assert not (sw / "loss=cee").exists()
 
 
-@pytest.mark.mutation_targets("sweep")
+@pytest.mark.mutation_targets("sweeper")
 def test_a_user_subdir_is_kept_and_no_job_folder_is_judged(tiny_mnist, tmp_path):
     """``hydra.sweep.subdir=${hydra.job.num}``: Hydra names the folders; a folder named as
     losslab would name the job, holding another config's run, is no concern of this sweep."""
@@ -533,10 +676,12 @@ def test_a_user_subdir_is_kept_and_no_job_folder_is_judged(tiny_mnist, tmp_path)
     finished(sw / "seed=1", "seed=1", "optimizer.lr=0.5", *on(tiny_mnist))
     numbered = "hydra.sweep.subdir=${hydra.job.num}"
     launcher, _ = sweep(sw, "seed=1,2", *on(tiny_mnist), numbered)
-    assert launcher.launches == [([["seed=1", *on(tiny_mnist)], ["seed=2", *on(tiny_mnist)]], 0)]
+    assert launcher.launches == [
+        ([["seed=1", *on(tiny_mnist), in_dir(sw)], ["seed=2", *on(tiny_mnist), in_dir(sw)]], 0)
+    ]
 
 
-@pytest.mark.mutation_targets("sweep")
+@pytest.mark.mutation_targets("sweeper")
 def test_every_data_folder_of_a_sweep_is_checked_before_any_job_runs(tiny_mnist, tmp_path):
     from losslab.errors import UsageError
 
@@ -547,7 +692,68 @@ def test_every_data_folder_of_a_sweep_is_checked_before_any_job_runs(tiny_mnist,
         f"MNIST not found in {empty}/MNIST/raw (missing train-images-idx3-ubyte, "
     )
     assert str(refused.value).endswith(
-        "or set data.download=true on a machine with internet. (in the sweep's job "
-        f"data.data_dir={str(empty).replace('/', '_')})"
+        f"there. {DATA_HINT} (in the sweep's job data.data_dir={str(empty).replace('/', '_')})"
     )
     assert not (tmp_path / "sw").exists()
+
+
+# -- what a sweep prints --------------------------------------------------------------------------
+
+
+def tiny_sweep(tiny_mnist, *more: str) -> list[str]:
+    return ["-m", "loss=sse,cee", f"data.data_dir={tiny_mnist['root']}", "data.download=false",
+            "data.batch_size=20", "data.val_size=10", "data.eval_batch_size=25",
+            "trainer.max_epochs=2", "hydra.sweep.dir=sw", "~hydra.callbacks.report", *more]  # fmt: skip
+
+
+@pytest.mark.mutation_targets("sweeper", "train", "progress", "console")
+def test_each_job_of_a_sweep_prints_one_line_when_it_ends_and_keeps_the_rest_in_its_log(
+    tiny_mnist, tmp_path
+):
+    res = ok(train(*tiny_sweep(tiny_mnist), cwd=tmp_path))
+    lines = res.stdout.splitlines()
+    assert lines[0] == "losslab-train: 2 job(s) into sw"
+    assert len(lines) == 3, res.stdout
+    assert re.fullmatch(
+        r"sweep 1/2  loss=sse  ok  val acc \d\.\d{4}  \d+\.\d s  ETA \d+ s", lines[1]
+    )
+    assert re.fullmatch(r"sweep 2/2  loss=cee  ok  val acc \d\.\d{4}  \d+\.\d s  all 2 in \d+ s",
+                        lines[2])  # fmt: skip
+    for line, job in zip(lines[1:], ("loss=sse", "loss=cee"), strict=True):
+        result = json.loads((tmp_path / "sw" / job / "result.json").read_text())
+        assert f"val acc {result['metrics']['hp/val_acc']:.4f}" in line
+    assert res.stderr == ""  # Lightning's own lines and every warning: in the runs' train.log
+    log = (tmp_path / "sw" / "loss=sse" / "train.log").read_text()
+    assert "epoch   2  |" in log
+    assert "losslab: ok after 2 epochs" in log
+    assert "smaller than the logging interval" in log  # a warning, kept where it belongs
+    records = (tmp_path / "sw" / ".progress").read_text().splitlines()
+    assert json.loads(records[0])["total"] == 2
+    assert [json.loads(r)["job"] for r in records[1:]] == ["loss=sse", "loss=cee"]
+
+
+@pytest.mark.mutation_targets("sweeper", "train", "progress", "console")
+def test_a_verbose_sweep_prints_each_jobs_epochs_and_summary_too(tiny_mnist, tmp_path):
+    res = ok(train(*tiny_sweep(tiny_mnist, "verbose=true"), cwd=tmp_path))
+    assert res.stdout.count("epoch   0  |") == 2
+    assert res.stdout.count("losslab: ok after 2 epochs") == 2
+    assert re.search(r"^sweep 2/2  loss=cee  ok  ", res.stdout, re.MULTILINE)
+
+
+def test_a_progress_line_gives_the_count_the_job_its_result_and_the_time_left():
+    import time
+
+    from losslab.sweep.progress import duration, line
+
+    header = {"total": 12, "start": time.time() - 40, "stage": "tune"}
+    result = {"status": "ok", "history": [{"epoch": 0}, {"epoch": 1, "acc/val": 0.97123}]}
+    assert line(header, 4, "loss=cee,seed=1", result, 4.12) == (
+        "tune  4/12  loss=cee,seed=1  ok  val acc 0.9712  4.1 s  ETA 1 min 20 s"
+    )
+    tested = {"status": "diverged", "history": [{"epoch": 1, "acc/test": 0.1}]}
+    assert line({**header, "stage": "sweep"}, 12, "seed=2", tested, 0.25) == (
+        "sweep 12/12  seed=2  diverged  test acc 0.1000  0.2 s  all 12 in 40 s"
+    )
+    assert line(header, 5, "seed=3", None, 1.0) == "tune  5/12  seed=3  failed  1.0 s  ETA 56 s"
+    assert [duration(s) for s in (0, 12.4, 60, 312, 3599.6, 3780, 36000)] == [
+        "0 s", "12 s", "1 min 0 s", "5 min 12 s", "1 h 00 min", "1 h 03 min", "10 h 00 min"]  # fmt: skip

@@ -28,6 +28,7 @@ class LosslabSweeper(BasicSweeper):
     ) -> None:
         once = HydraContext(ComposedOnce(hydra_context.config_loader), hydra_context.callbacks)
         super().setup(hydra_context=once, task_function=task_function, config=config)
+        self.task_function = task_function  # losslab-train's carries its outcome
 
     def sweep(self, arguments: list[str]) -> Any:
         return run_sweep(self, arguments)

@@ -40,6 +40,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
@@ -48,15 +49,15 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from losslab.errors import UsageError, one_line
-from losslab.run.build import parts
+from losslab.run.build import parts, prepare
+from losslab.run.identity import identity
 from losslab.run.rules import check
 from losslab.run.rundir import RunDir
+from losslab.sweep import progress
 
-__all__ = ["FAILED_JOBS", "ComposedOnce", "ReportOnMultirunEnd", "job_names", "run_sweep"]
+__all__ = ["ComposedOnce", "ReportOnMultirunEnd", "job_names", "run_sweep"]
 
 log = logging.getLogger(__name__)
-# names of the jobs of this process's sweeps that failed (losslab-train turns them into status 1)
-FAILED_JOBS: list[str] = []
 
 
 def _key(override: Override) -> str:
@@ -135,32 +136,45 @@ def run_sweep(sweeper: Any, arguments: list[str]) -> Any:
     params = sweeper._parse_config() + list(arguments)
     parser = OverridesParser.create(config_loader=sweeper.hydra_context.config_loader)
     overrides = parser.parse_overrides(params)
+    _refuse_sampling(overrides)
     batches = sweeper.split_arguments(overrides, sweeper.max_batch_size)
     # as typed: an override such as hydra.sweep.subdir=${hydra.job.num} is not resolved here
     hydra_overrides = OmegaConf.to_container(sweeper.config.hydra.overrides.hydra, resolve=False)
     user_subdir = any(o.startswith("hydra.sweep.subdir=") for o in hydra_overrides)
     names = iter(job_names(overrides, [job for batch in batches for job in batch]))
+    # one folder for the whole sweep, resolved once: a job's own config (another experiment's
+    # task_name) must not send it elsewhere
     sweep_dir = Path(sweeper.config.hydra.sweep.dir)
+    earlier = {} if user_subdir else _runs_by_identity(sweep_dir)
 
     plan: list[list[tuple[list[str], str]]] = []
-    stale, restarted, data_checked = [], [], set()
+    stale, restarted, skipped, data_checked = [], [], [], set()
     number = itertools.count()  # the jobs' indices, as Hydra's launcher numbers them
+    planned: dict[str, str] = {}  # identity -> the job of this sweep that trains it
     for batch in batches:
         jobs = []
         for job in batch:
-            name, job = next(names), list(job)
-            if not user_subdir:
-                job.append(f"hydra.sweep.subdir={_quoted(name)}")
-            run = RunDir(sweep_dir / name)
+            name, job = next(names), [*job, f"hydra.sweep.dir={_quoted(str(sweep_dir))}"]
             # compose and check every job before anything is written: a bad value stops here
-            resolved, choices = _check_job(sweeper, job, run.path, data_checked, next(number))
-            action, differs = (
-                ("run", {}) if user_subdir else run.sweep_action(resolved, choices, sweeper.retrain)
+            resolved, choices = _check_job(
+                sweeper, job, sweep_dir / name, data_checked, next(number)
             )
+            if user_subdir:
+                jobs.append((job, name))
+                continue
+            same = identity(resolved, choices)
+            if same in planned:  # the same run twice in one sweep: trained once
+                skipped.append(f"{name} (the same run as {planned[same]})")
+                continue
+            planned[same] = name
+            name = earlier.get(same, name)  # a finished or started run of it, named otherwise
+            job.append(f"hydra.sweep.subdir={_quoted(name)}")
+            run = RunDir(sweep_dir / name)
+            action, differs = run.sweep_action(resolved, choices, sweeper.retrain)
             if action == "stale":
                 stale.append(f"{name} ({_describe(differs)})")
             elif action == "skip":
-                print(f"losslab-train: {name}: finished before, skipped", flush=True)
+                skipped.append(name)
             elif action == "resume":
                 jobs.append(([*job, "ckpt_path=last"], name))
             else:
@@ -181,7 +195,12 @@ def run_sweep(sweeper: Any, arguments: list[str]) -> Any:
             RunDir(sweep_dir / name).clear_error()
     sweep_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(sweeper.config, sweep_dir / "multirun.yaml")
+    total = sum(len(jobs) for jobs in plan)
+    study = OmegaConf.select(sweeper.config, "study.stage", default=None)
+    progress.start(sweep_dir, total, study)
+    print(_starting(sweep_dir, total, skipped), flush=True)
 
+    outcome = getattr(sweeper.task_function, "outcome", None)  # losslab-train's, if it is
     returns, index = [], 0
     for jobs in plan:
         if not jobs:
@@ -190,9 +209,44 @@ def run_sweep(sweeper: Any, arguments: list[str]) -> Any:
         for (_, name), result in zip(jobs, results, strict=True):
             if result.status == JobStatus.FAILED:
                 _record_failure(name, result)
+                if outcome is not None:
+                    outcome.failed_jobs.append(name)
         index += len(jobs)
         returns.append(results)
     return returns
+
+
+def _refuse_sampling(overrides: Sequence[Override]) -> None:
+    """``interval(...)`` is a range to sample from (Optuna's, Nevergrad's sweepers): refused in
+    one line, as no list of jobs comes out of it here."""
+    for override in overrides:
+        if override.is_interval_sweep():
+            raise UsageError(
+                f"{override.input_line}: interval() is a range for a sampling sweeper (Optuna, "
+                f"Nevergrad); losslab's sweeper runs lists (a,b,c), choice(...), range(...) and "
+                f"glob(...): list the values"
+            )
+
+
+def _runs_by_identity(sweep_dir: Path) -> dict[str, str]:
+    """The job folders of ``sweep_dir`` that hold a run, by :func:`identity`: a rerun whose
+    keys come in another order (other folder names) finds them."""
+    found: dict[str, str] = {}
+    for folder in sorted(sweep_dir.iterdir()) if sweep_dir.is_dir() else []:
+        same = RunDir(folder).identity() if folder.is_dir() else None
+        if same is not None:
+            found.setdefault(same, folder.name)
+    return found
+
+
+def _starting(sweep_dir: Path, total: int, skipped: list[str]) -> str:
+    text = f"losslab-train: {total} job(s) into {sweep_dir}"
+    if skipped:
+        shown = ", ".join(skipped[:3]) + (
+            f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+        )
+        text += f"; {len(skipped)} finished before or repeated, skipped: {shown}"
+    return text
 
 
 def _check_job(
@@ -213,10 +267,11 @@ def _check_job(
             del task["hydra"]
         choices = dict(config.hydra.runtime.choices)
         check(task, choices)
-        datamodule, _ = parts(task)
+        with torch.device("meta"):  # the constructors' checks; the job builds its own objects
+            datamodule, _ = parts(task)
         where = (str(datamodule.data_dir), datamodule.download)
         if where not in data_checked:  # the files once per data folder
-            datamodule.prepare_data()
+            prepare(datamodule)
             data_checked.add(where)
         resolved = OmegaConf.to_container(task, resolve=True)
     except (UsageError, FileNotFoundError, RuntimeError) as err:
@@ -239,7 +294,6 @@ def _record_failure(name: str, result: JobReturn) -> None:
     else:  # pragma: no cover - FAILED always holds an exception
         return
     RunDir(result.hydra_cfg.hydra.runtime.output_dir).write_error(message, text)
-    FAILED_JOBS.append(name)
     print(f"losslab-train: job {name} failed: {message}", file=sys.stderr, flush=True)
     if usage is None:  # a crash, not a usage error: show where
         print(text, file=sys.stderr, flush=True)
