@@ -19,7 +19,15 @@ PACKAGE = SRC / "losslab"
 # layout is the architecture: lit/ and losses/ the library, read/ the reading half, run/, sweep/
 # and the study's stages the orchestration.
 LIBRARY = ("names", "errors", "losses", "models", "module", "lit")
-READING = ("read", "run.rundir", "study.catalogue", "study.candidates", "study.verdict")
+READING = (
+    "read",
+    "run.rundir",
+    "run.identity",
+    "study.catalogue",
+    "study.candidates",
+    "study.selection",
+    "study.verdict",
+)
 ORCHESTRATION = ("cli", "train", "run", "sweep", "study")
 TRAINING = ("lit.data", "lit.batches", "lit.mnist", "lit.classifier", "module", "train", "run.build",
             "run.start", "sweep", "run.ddp", "run.callbacks")  # fmt: skip
@@ -151,7 +159,7 @@ def third_party(file: Path) -> set[str]:
     [
         (sorted((PACKAGE / "losses").glob("*.py")), {"torch"}),
         ([PACKAGE / "models.py"], {"torch"}),
-        ([PACKAGE / "run" / "rundir.py"], {"yaml"}),
+        ([PACKAGE / "run" / "rundir.py", PACKAGE / "run" / "identity.py"], {"yaml"}),
         (
             [PACKAGE / "names.py", PACKAGE / "errors.py"],
             {"yaml", "hydra", "omegaconf", "lightning"},

@@ -1,48 +1,52 @@
-"""losslab.study.catalogue: the finished runs a study stage reads, and the settings and missing stages
-it refuses, each with one line naming what to do."""
+"""A study as data (losslab.study.catalogue): what it compares, saved with the study and read
+back whole; the comparisons (against a reference, or every pair); each arm's metrics with their
+direction; the margin it refuses; compared values as plain numbers."""
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
-from losslab.study.catalogue import StudyError, check_margin, finished_rows, load_choices, value_key
+from losslab.study.catalogue import METRICS, Catalogue, StudyError, check_margin, value_key
+
+NOISE = Catalogue("noise", "data.label_noise", "label noise", ("cee", "sse", "mae"),
+                  (0.0, 0.2), None, ("tuned", "fixed"),
+                  {"tuned": ("test_acc", "test_at_best"), "fixed": ("test_acc", "memorized")},
+                  top_k=3, margin=0.01, clean=0.0)  # fmt: skip
 
 
-def failed_runs(folder: Path, names: list[str]) -> None:
-    """Sweep jobs that raised: a folder holding only ``error.txt``."""
-    for name in names:
-        (folder / name).mkdir(parents=True)
-        (folder / name / "error.txt").write_text("boom\n")
+def test_a_catalogue_saved_with_the_study_reads_back_equal(tmp_path):
+    NOISE.save(tmp_path)
+    assert Catalogue.load(tmp_path) == NOISE
+    saved = yaml.safe_load((tmp_path / "study.yaml").read_text())
+    assert saved["losses"] == ["cee", "sse", "mae"]
+    assert saved["metrics"]["fixed"] == ["test_acc", "memorized"]
 
 
-def test_a_missing_stage_folder_is_refused_naming_it(tmp_path: Path) -> None:
-    with pytest.raises(StudyError, match=f"^{tmp_path / 'tune'}: no such folder; run the stage"):
-        finished_rows(tmp_path / "tune", "tune")
+def test_the_comparisons_are_each_loss_against_the_reference_or_every_pair_in_order():
+    assert NOISE.pairs() == [("cee", "sse"), ("cee", "mae"), ("sse", "mae")]
+    fair = Catalogue("study", "data.batch_size", "batch size", ("cee", "sse", "gce"), (100,),
+                     "sse", ("tuned",), {"tuned": ("test_acc",)})  # fmt: skip
+    assert fair.pairs() == [("sse", "cee"), ("sse", "gce")]
+    assert [fair.order(loss) for loss in ("cee", "gce", "other")] == [0, 2, 3]
 
 
-@pytest.mark.parametrize(
-    ("count", "listed"),
-    [
-        (3, "a (failed), b (failed), c (failed)"),
-        (4, "a (failed), b (failed), c (failed) and 1 more"),
-        (6, "a (failed), b (failed), c (failed) and 3 more"),
-    ],
-)
-def test_unfinished_runs_are_refused_naming_the_first_three_and_counting_the_rest(
-    count, listed, tmp_path: Path
-) -> None:
-    failed_runs(tmp_path, list("abcdef"[:count]))
-    with pytest.raises(StudyError) as refused:
-        finished_rows(tmp_path, "tune")
-    assert str(refused.value) == (
-        f"{tmp_path}: {count} tune run(s) did not finish: {listed}; run the same losslab-study "
-        "command again (it resumes the stage) first"
+def test_each_arm_compares_its_own_metrics_and_memorization_is_better_lower():
+    assert [m.name for m in NOISE.arm_metrics("fixed")] == ["test_acc", "memorized"]
+    assert (METRICS["memorized"].higher, METRICS["memorized"].word.format("sse")) == (
+        False,
+        "sse memorizes less",
     )
+    assert (METRICS["test_at_best"].when, METRICS["test_acc"].when) == ("early", "last")
+    assert {m.curve for m in METRICS.values()} == {"acc/test", "memo/train"}
+
+
+def test_a_folder_without_a_catalogue_is_no_study(tmp_path):
+    with pytest.raises(StudyError, match="is not a study folder"):
+        Catalogue.load(tmp_path)
 
 
 @pytest.mark.parametrize("margin", [0, 0.0, 1, -0.1, math.nan])
@@ -54,12 +58,6 @@ def test_a_margin_outside_0_1_is_refused_naming_the_option(margin) -> None:
 def test_a_margin_inside_0_1_is_accepted() -> None:
     check_margin(0.005)
     check_margin(0.999)
-
-
-def test_a_study_without_chosen_lrs_is_told_to_run_the_choose_stage(tmp_path: Path) -> None:
-    with pytest.raises(StudyError) as refused:
-        load_choices(tmp_path)
-    assert str(refused.value).endswith(f"run losslab-study choose {tmp_path / 'tune'} first")
 
 
 def test_a_numpy_float_value_becomes_a_plain_float_that_yaml_can_write() -> None:

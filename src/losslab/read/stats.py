@@ -197,15 +197,21 @@ def seeds_to_decide(
 
 
 def decide(
-    diff: float, p_adjusted: float, tost_adjusted: float, names: tuple[str, str], margin: float
+    diff: float,
+    p_adjusted: float,
+    tost_adjusted: float,
+    names: tuple[str, str],
+    margin: float,
+    higher: bool = True,
+    word: str = "{} better",
 ) -> str:
     """The verdict's one word for ``names[0] - names[1] = diff``: equivalent within the margin
-    (TOST, Holm-adjusted p below alpha) first, else the better one (paired test, adjusted), else
-    inconclusive (``margin`` in accuracy, 0.005 = 0.5 points). A difference both significant and
-    inside the margin reads "equivalent": the margin, fixed before the run, says what size of
-    difference matters."""
+    (TOST, Holm-adjusted p below alpha) first, else ``word`` of the better one (paired test,
+    adjusted; ``higher``: a larger value is better), else inconclusive (``margin`` in the
+    metric's units, 0.005 = 0.5 points). A difference both significant and inside the margin
+    reads "equivalent": the margin, fixed before the run, says what size of difference matters."""
     if tost_adjusted < ALPHA:
         return f"equivalent within ±{100 * margin:g} points"
     if p_adjusted < ALPHA:
-        return f"{names[0] if diff > 0 else names[1]} better"
+        return word.format(names[0] if (diff > 0) == higher else names[1])
     return "inconclusive"

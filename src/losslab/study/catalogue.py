@@ -1,27 +1,39 @@
-"""A study's protocol: what it compares (the losses at each value of one key, its ``by``), the
-margin of equivalence, its errors, and the finished runs its stages read (reading half)."""
+"""A study as data (reading half): what it compares, at which values, in which arms and on which
+metrics, derived from what the user asked for and saved with the study (``<study>/study.yaml``).
+The stages, the verdict and the figures read it and branch on nothing else: a user's own loss
+goes through a study untouched, and a new metric or compared key is one entry here.
+
+- **losses**, in the order given (tables, figures and colours follow it);
+- **key**: the config key the losses are compared at (``data.batch_size``, ``data.label_noise``)
+  and its **values**;
+- **comparisons**: each loss against a **reference** loss, or every pair (reference None);
+- **arms**: ``tuned`` (each loss at the lr its own seed's validation split prefers among stage
+  2's ``top_k`` candidates) and ``fixed`` (each loss at the lr it got at the clean value,
+  held as the noise grows); each arm has its **metrics**, and each metric of an arm is one
+  family of tests;
+- **margin**: the equivalence margin, fixed before the runs.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import itertools
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from losslab.read.runs import read_runs
-from losslab.run.rundir import FINISHED
+from losslab.names import MEMORIZED, tag
 
 __all__ = [
-    "FAIR",
+    "ARMS",
     "MARGIN",
-    "NOISE",
-    "Protocol",
+    "METRICS",
+    "Arm",
+    "Catalogue",
+    "Metric",
     "StudyError",
     "check_margin",
-    "finished_rows",
-    "load_choices",
-    "place",
     "value_key",
 ]
 
@@ -33,49 +45,135 @@ class StudyError(ValueError):
 
 
 @dataclass(frozen=True)
-class Protocol:
-    """What a study varies and compares: ``by`` (the row key each loss is compared at),
-    ``pairs`` (the comparisons, first minus second), ``metrics`` (row keys of the test
-    accuracies compared: each is one family of tests)."""
+class Metric:
+    """A number the verdict compares: a curve's value at the run's last epoch (``when="last"``)
+    or at the epoch its validation accuracy picks (``"early"``: early stopping); ``higher``: more
+    is better; ``word``: the verdict's word for the better loss."""
 
-    by: str
-    pairs: tuple[tuple[str, str], ...]
-    metrics: tuple[tuple[str, str], ...]  # (row key, what it is)
+    name: str
+    curve: str
+    when: str
+    label: str
+    short: str
+    higher: bool = True
+    word: str = "{} better"
+
+
+METRICS = {
+    m.name: m
+    for m in (
+        Metric("test_acc", tag("acc", "test"), "last", "test accuracy after the last epoch",
+               "test acc (last)"),
+        Metric("test_at_best", tag("acc", "test"), "early",
+               "test accuracy at the epoch the validation accuracy picks (early stopping)",
+               "test acc (early-stopped)"),
+        Metric("memorized", MEMORIZED, "last",
+               "fraction of the flipped training labels predicted as their wrong label after the "
+               "last epoch (memorization)", "memorized", higher=False, word="{} memorizes less"),
+    )
+}  # fmt: skip
+# reported next to the compared metrics in each loss's table, compared by no test
+REPORTED = {"test_ece": tag("ece", "test"), "test_nll": tag("nll", "test")}
+
+
+@dataclass(frozen=True)
+class Arm:
+    """A way the final runs get their lr: the stage (sweep folder) that trains them and what it
+    means (a study's catalogue says which metrics it compares in each)."""
+
+    name: str
+    stage: str
     title: str
 
 
-FAIR = Protocol(
-    by="batch_size",
-    pairs=(("cee", "sse"), ("cee", "sse_logits")),
-    metrics=(("test_acc", "test accuracy after the last epoch"),),
-    title="each loss at its own lr, per batch size",
-)
-NOISE = Protocol(
-    by="label_noise",
-    pairs=(("cee", "sse"), ("cee", "mae"), ("sse", "mae")),
-    metrics=(
-        ("test_acc", "test accuracy after the last epoch"),
-        ("test_at_best", "test accuracy at the epoch the noisy validation accuracy picks"),
+ARMS = {
+    "tuned": Arm(
+        "tuned",
+        "final",
+        "each loss at its own lr: every seed trains the best lrs of stage 1 and keeps the one "
+        "its own validation split prefers",
     ),
-    title="each loss at its own lr, per label-noise rate",
-)
+    "fixed": Arm(
+        "fixed",
+        "fixed",
+        "each loss at the lr its seed chose on clean labels, held fixed as the noise grows",
+    ),
+}
 
 
-def finished_rows(folder: Path, stage: str) -> list[dict[str, Any]]:
-    """The rows of the runs under ``folder``, each finished (ok or diverged): a run that failed
-    or has not ended (still running, or killed) would be a hole the numbers do not show."""
-    if not folder.is_dir():
-        raise StudyError(f"{folder}: no such folder; run the stage that writes it first")
-    rows = [r.row | {"folder": r.path} for r in read_runs(folder)]
-    unfinished = [r for r in rows if r["status"] not in FINISHED]
-    if unfinished:
-        names = ", ".join(f"{r['run']} ({r['status']})" for r in unfinished[:3])
-        more = f" and {len(unfinished) - 3} more" if len(unfinished) > 3 else ""
-        raise StudyError(
-            f"{folder}: {len(unfinished)} {stage} run(s) did not finish: {names}{more}; run the "
-            f"same losslab-study command again (it resumes the stage) first"
+def value_key(value: Any) -> Any:
+    """A compared value as a plain Python number (numpy's floats become floats), so that YAML
+    writes it and equal values meet in one dict key."""
+    return float(value) if isinstance(value, float) else value
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """One study: see the module docstring. ``clean``: the value of ``key`` the fixed arm takes
+    each loss's lr from (the noise study's 0)."""
+
+    study: str
+    key: str
+    label: str
+    losses: tuple[str, ...]
+    values: tuple[Any, ...]
+    reference: str | None
+    arms: tuple[str, ...]
+    metrics: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    top_k: int = 2
+    margin: float = MARGIN
+    clean: Any = None
+
+    FILE = "study.yaml"
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """The comparisons, first minus second: the reference against each other loss, or every
+        pair in the losses' order."""
+        if self.reference is not None:
+            return [(self.reference, loss) for loss in self.losses if loss != self.reference]
+        return list(itertools.combinations(self.losses, 2))
+
+    def arm_metrics(self, arm: str) -> list[Metric]:
+        """The metrics compared in ``arm``, each a family of tests."""
+        return [METRICS[m] for m in self.metrics[arm]]
+
+    def order(self, loss: str) -> int:
+        """A loss's place in tables and figures (a loss not asked for goes last)."""
+        return self.losses.index(loss) if loss in self.losses else len(self.losses)
+
+    def save(self, study_dir: Path) -> None:
+        data = asdict(self)
+        data["losses"], data["values"], data["arms"] = (
+            list(self.losses),
+            list(self.values),
+            list(self.arms),
         )
-    return rows
+        data["metrics"] = {arm: list(ms) for arm, ms in self.metrics.items()}
+        Path(study_dir).mkdir(parents=True, exist_ok=True)
+        (Path(study_dir) / self.FILE).write_text(
+            "# what this study compares (losslab-study); the verdict reads it\n"
+            + yaml.safe_dump(data, sort_keys=False)
+        )
+
+    @classmethod
+    def load(cls, study_dir: Path) -> Catalogue:
+        """The catalogue saved with the study in ``study_dir``.
+
+        Raises:
+            StudyError: no study there.
+        """
+        file = Path(study_dir) / cls.FILE
+        if not file.is_file():
+            raise StudyError(
+                f"{file}: no such file; {study_dir} is not a study folder (losslab-study run or "
+                f"losslab-study noise writes it)"
+            )
+        data = yaml.safe_load(file.read_text())
+        data["losses"] = tuple(data["losses"])
+        data["values"] = tuple(value_key(v) for v in data["values"])
+        data["arms"] = tuple(data["arms"])
+        data["metrics"] = {arm: tuple(ms) for arm, ms in (data.get("metrics") or {}).items()}
+        return cls(**data)
 
 
 def check_margin(margin: float) -> None:
@@ -85,30 +183,3 @@ def check_margin(margin: float) -> None:
             f"--margin={margin}: the equivalence margin must be in (0, 1), in accuracy "
             f"(0.005 = 0.5 points)"
         )
-
-
-def load_choices(study_dir: Path) -> tuple[Path, dict]:
-    choices_file = study_dir / "tune" / "choices.yaml"
-    if not choices_file.is_file():
-        raise StudyError(
-            f"{choices_file}: no such file; the verdict compares each loss at the lr chosen for "
-            f"it: run losslab-study choose {study_dir / 'tune'} first"
-        )
-    return choices_file, yaml.safe_load(choices_file.read_text()) or {}
-
-
-def value_key(value: Any) -> Any:
-    return float(value) if isinstance(value, float) else value
-
-
-def place(cell: dict, seed: Any, row: dict, by: str, keys: str) -> None:
-    """``cell[seed] = row``, refusing a second run of the same ``keys`` and seed: the runs then
-    differ in a key the study does not compare them by (another ``by``?), and one would hide
-    the other."""
-    if seed in cell:
-        raise StudyError(
-            f"{row['folder']} and {cell[seed]['folder']}: two runs of the same {keys} and "
-            f"seed={seed}; they differ in a key other than {by} (choose --by label_noise for "
-            f"the label-noise study?)"
-        )
-    cell[seed] = row

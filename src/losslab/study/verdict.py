@@ -1,6 +1,8 @@
-"""Stage 4 of a study, its verdict: each loss at its chosen lr, compared on the test set by
-seed-paired tests, Holm over each table, equivalence (TOST) within the margin, the detectable
-difference and the seeds that would decide (reading half: it reads run folders only)."""
+"""The last stage of a study, its verdict (reading half: it reads run folders only): in each arm,
+every seed's own choice (:mod:`losslab.study.selection`), then each pair of losses compared at
+each value on each metric by seed-paired tests, Holm over each family (an arm's metric), TOST
+within the margin, the detectable difference and the seeds that would decide. What is compared,
+how and in which order comes from the study's catalogue alone."""
 
 from __future__ import annotations
 
@@ -23,98 +25,95 @@ from losslab.read.stats import (
 )
 from losslab.read.tables import markdown_table, mean_ci, write_csv
 from losslab.run.rundir import RunDir
-from losslab.study.catalogue import (
-    FAIR,
-    MARGIN,
-    NOISE,
-    Protocol,
-    StudyError,
-    check_margin,
-    finished_rows,
-    load_choices,
-    place,
-    value_key,
-)
+from losslab.study.candidates import load_candidates
+from losslab.study.catalogue import ARMS, REPORTED, Catalogue, Metric, StudyError
+from losslab.study.selection import Choice, StageRun, choose_per_seed, fixed_lr, stage_runs
 
 __all__ = ["verdict"]
 
+Cells = dict[tuple[Any, str], dict[int, Choice]]
 
-def _cells(
-    study_dir: Path, protocol: Protocol, choices_file: Path, choices: dict
-) -> dict[tuple[Any, str], dict[int, dict]]:
-    """``(value of by, loss) -> {seed: row}`` of the final runs (a diverged run counts, with the
-    accuracy it last measured: leaving it out would flatter its loss), each checked against
-    ``tune/choices.yaml``: a run trained with another lr than the current choice is stale."""
-    cells: dict[tuple[Any, str], dict[int, dict]] = {}
-    for r in finished_rows(study_dir / "final", "final"):
-        value = value_key(r[protocol.by])
-        chosen = (choices.get(r["loss"]) or {}).get(value, {}).get("lr")
-        if chosen is None:
+
+def _check_lrs(runs: list[StageRun], arm: str, study_dir: Path, candidates: dict) -> None:
+    """Every final run trained with one of its cell's current candidates (a fixed-arm run with
+    its seed's clean-rate choice): a run from an earlier choice is stale."""
+    for run in runs:
+        if arm == "fixed":
+            wanted = [fixed_lr(run.loss, run.seed, str(study_dir / "final" / "selection.yaml"))]
+        else:
+            wanted = (candidates.get(run.loss) or {}).get(run.value, {}).get("lrs")
+            if wanted is None:
+                raise StudyError(
+                    f"{run.folder}: tune/candidates.yaml holds no lr for loss={run.loss} at "
+                    f"{run.value}: run the tuning stage for it (losslab-study run) first"
+                )
+        if run.lr not in wanted:
             raise StudyError(
-                f"{r['folder']}: {choices_file} holds no lr for loss={r['loss']} at "
-                f"{protocol.by}={value}: run the tuning stage for it (losslab-study run) first"
+                f"{run.folder}: trained with optimizer.lr={run.lr:g}, but the study now trains "
+                f"{', '.join(f'{lr:g}' for lr in wanted)} there: run the {ARMS[arm].stage} stage "
+                f"again (losslab-study run resumes it) before the verdict"
             )
-        if chosen != r["lr"]:
-            raise StudyError(
-                f"{r['folder']}: trained with optimizer.lr={r['lr']:g}, but {choices_file} now "
-                f"chooses {chosen:g}: run the final stage again (losslab-study run resumes it) "
-                f"before the verdict"
-            )
-        missing = [m for m, _ in protocol.metrics if not _finite(r[m])]
-        if missing:
-            raise StudyError(f"{r['folder']}: holds no {missing[0]} (acc/test curve) to compare")
-        place(
-            cells.setdefault((value, r["loss"]), {}),
-            r["seed"],
-            r,
-            protocol.by,
-            f"loss and {protocol.by}",
-        )
+
+
+def _cells(runs: list[StageRun], catalogue: Catalogue, metrics: list[Metric]) -> Cells:
+    cells = choose_per_seed(runs, metrics)
+    missing = [(run.folder, m.name) for run in runs for m in metrics if run.last(m.curve) is None]
+    if missing:
+        folder, name = missing[0]
+        raise StudyError(f"{folder}: holds no {name} curve to compare")
     few = {k: len(v) for k, v in cells.items() if len(v) < 2}
     if not cells or few:
         found = (
             ", ".join(f"{loss} at {v:g}: {n}" for (v, loss), n in sorted(few.items())) or "no run"
         )
         raise StudyError(
-            f"seed: the verdict needs at least 2 finished seeds per loss and {protocol.by} (e.g. "
+            f"seed: the verdict needs at least 2 finished seeds per loss and {catalogue.key} (e.g. "
             f"seed=0,1,2,3,4) to give a spread; found {found}"
         )
     return cells
 
 
-def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and math.isfinite(value)
+def _flags(choices: dict[int, Choice], metric: Metric, cell: dict[str, Any]) -> tuple[bool, bool]:
+    """``(near-tie, edge)`` of one loss's cell: stage 2's near-tie; a seed's chosen lr at the
+    edge of the tuning grid."""
+    grid = cell.get("grid") or []
+    edge = bool(grid) and any(c.lrs[metric.name] in (grid[0], grid[-1]) for c in choices.values())
+    return bool(cell.get("near_tie")), edge
 
 
 def _compare(
-    cells: dict, protocol: Protocol, metric: str, margin: float, ties: dict
+    cells: Cells, catalogue: Catalogue, metric: Metric, candidates: dict, clean: bool
 ) -> list[dict[str, Any]]:
-    """One family of tests: every pair of losses at every value of ``by``, on ``metric``."""
+    """One family of tests: every pair of losses at every value, on ``metric``."""
     rows = []
     for value in sorted({v for v, _ in cells}):
-        for first, second in protocol.pairs:
+        for first, second in catalogue.pairs():
             a, b = cells.get((value, first)), cells.get((value, second))
             if not a or not b:
                 continue
             seeds = sorted(set(a) & set(b))
             if len(seeds) < 2:
                 raise StudyError(
-                    f"seed: {first} and {second} at {protocol.by}={value:g} share "
+                    f"seed: {first} and {second} at {catalogue.key}={value:g} share "
                     f"{len(seeds)} seed(s) ({sorted(a)} and {sorted(b)}); a paired comparison "
                     f"needs at least 2 seeds run with both losses"
                 )
-            x, y = [a[s][metric] for s in seeds], [b[s][metric] for s in seeds]
-            differences = [i - j for i, j in zip(x, y, strict=True)]
+            x = [a[s].values[metric.name] for s in seeds]
+            y = [b[s].values[metric.name] for s in seeds]
+            flags = []
+            for loss, choices in ((first, a), (second, b)):
+                where = catalogue.clean if clean else value
+                flags.append(_flags(choices, metric, (candidates.get(loss) or {}).get(where, {})))
             rows.append(
                 {
-                    protocol.by: value,
+                    "value": value,
                     "first": first,
                     "second": second,
                     "seeds": len(seeds),
                     **paired(x, y),
-                    "p_tost": tost(differences, margin),
-                    "lr_ratio": b[seeds[0]]["lr"] / a[seeds[0]]["lr"],
-                    "near_tie": bool(ties.get((first, value)) or ties.get((second, value))),
+                    "p_tost": tost([i - j for i, j in zip(x, y, strict=True)], catalogue.margin),
+                    "near_tie": any(f[0] for f in flags),
+                    "edge": any(f[1] for f in flags),
                 }
             )
     for key, adjusted in (("p", "p_holm"), ("p_tost", "p_tost_holm")):
@@ -122,73 +121,86 @@ def _compare(
             row[adjusted] = p
     alpha = ALPHA / max(len(rows), 1)  # the strictest step of Holm's correction
     for r in rows:
-        r["word"] = decide(
-            r["diff"], r["p_holm"], r["p_tost_holm"], (r["first"], r["second"]), margin
-        )
+        names = (r["first"], r["second"])
+        args = (r["diff"], r["p_holm"], r["p_tost_holm"], names, catalogue.margin)
+        r["word"] = decide(*args, metric.higher, metric.word)
         r["detectable"] = detectable_difference(r["sd"], r["seeds"], alpha, POWER)
         decided = r["word"] != "inconclusive"
         r["seeds_to_decide"] = (
-            None if decided else seeds_to_decide(r["diff"], r["sd"], margin, alpha)
+            None if decided else seeds_to_decide(r["diff"], r["sd"], catalogue.margin, alpha)
         )
     return rows
 
 
-def verdict(study_dir: Path, protocol: Protocol = FAIR, margin: float = MARGIN) -> list[dict]:
-    """The verdict of a study folder's final stage (see the module docstring); writes
-    ``verdict.md``, ``verdict.csv`` (the comparisons), ``losses.csv`` (each loss's mean ± CI)
-    and a figure into ``study_dir``; returns the comparison rows."""
-    check_margin(margin)
-    study_dir = Path(study_dir)
-    choices_file, choices = load_choices(study_dir)
-    cells = _cells(study_dir, protocol, choices_file, choices)
-    ties = {(loss, v): c.get("near_tie") for loss, by_v in choices.items() for v, c in by_v.items()}
-    losses = sorted({loss for _, loss in cells}, key=lambda x: ({"cee": 0, "sse": 1}.get(x, 2), x))
-    per_loss = []
-    for value, loss in sorted(cells, key=lambda k: (k[0], losses.index(k[1]))):
-        members = list(cells[(value, loss)].values())
-        row = {
-            protocol.by: value,
+def _lrs(choices: dict[int, Choice], name: str) -> str:
+    """The lrs the seeds chose, ``0.1`` (all of them) or ``0.1 (3 seeds), 0.3 (2 seeds)``."""
+    counts: dict[float, int] = {}
+    for choice in choices.values():
+        counts[choice.lrs[name]] = counts.get(choice.lrs[name], 0) + 1
+    return ", ".join(
+        f"{lr:g}" + (f" ({n} seed{'s' * (n > 1)})" if len(counts) > 1 else "")
+        for lr, n in sorted(counts.items())
+    )
+
+
+def _per_loss(cells: Cells, catalogue: Catalogue, metrics: list[Metric]) -> list[dict[str, Any]]:
+    rows = []
+    first = metrics[0].name  # the reported numbers are the first metric's runs (the last epoch)
+    for value, loss in sorted(cells, key=lambda k: (k[0], catalogue.order(k[1]), k[1])):
+        choices = cells[(value, loss)]
+        row: dict[str, Any] = {
+            "value": value,
             "loss": loss,
-            "lr": members[0]["lr"],
-            "n": len(members),
-            "diverged": sorted(x["run"] for x in members if x["status"] == "diverged"),
+            "lrs": _lrs(choices, first),
+            "n": len(choices),
+            "diverged": sorted(
+                {c.runs[first].name for c in choices.values() if c.runs[first].status == "diverged"}
+            ),
         }
-        for m in ("test_acc", "test_at_best", "test_ece", "test_nll"):
-            row[m] = summarize([x[m] for x in members])
-        per_loss.append(row)
-    families = {m: _compare(cells, protocol, m, margin, ties) for m, _ in protocol.metrics}
-    _write(study_dir, protocol, per_loss, families, margin)
-    if protocol is NOISE:
-        lines = {
-            label: {
-                loss: [(r[protocol.by], r[m]) for r in per_loss if r["loss"] == loss]
-                for loss in losses
-            }
-            for m, label in (("test_acc", "last epoch"), ("test_at_best", "early-stopped"))
-        }
-        plot_noise(lines, study_dir / "noise.png")
-    else:
-        panels = {
-            value: {
-                loss: pooled_bins(
-                    [RunDir(r["folder"]).reliability() for r in cells[(value, loss)].values()]
-                )
-                for loss in losses
-                if (value, loss) in cells
-            }
-            for value in sorted({v for v, _ in cells})
-        }
-        plot_reliability(
-            panels,
-            "Reliability of the final models on the test set (seeds pooled)",
-            study_dir / "reliability.png",
-        )
-    return [r for rows in families.values() for r in rows]
+        for m in metrics:
+            row[m.name] = summarize([c.values[m.name] for c in choices.values()])
+        for name, curve in REPORTED.items():
+            row[name] = summarize([c.runs[first].last(curve) for c in choices.values()])
+        rows.append(row)
+    return rows
 
 
-def _family_table(rows: Sequence[dict], by: str, margin: float) -> str:
+def verdict(study_dir: Path, catalogue: Catalogue | None = None) -> list[dict[str, Any]]:
+    """The verdict of the study in ``study_dir`` (its saved catalogue unless one is given):
+    writes ``verdict.md``, ``verdict.csv`` (every comparison, with its arm and metric),
+    ``losses.csv`` (each loss's numbers) and the figures; returns the comparison rows."""
+    study_dir = Path(study_dir)
+    catalogue = catalogue or Catalogue.load(study_dir)
+    candidates = load_candidates(study_dir)
+    arms = []
+    for name in catalogue.arms:
+        arm, metrics = ARMS[name], catalogue.arm_metrics(name)
+        runs = stage_runs(study_dir / arm.stage, catalogue, arm.stage)
+        _check_lrs(runs, name, study_dir, candidates)
+        cells = _cells(runs, catalogue, metrics)
+        families = {
+            m.name: [
+                {"arm": name, "metric": m.name, **r}
+                for r in _compare(cells, catalogue, m, candidates, clean=name == "fixed")
+            ]
+            for m in metrics
+        }
+        arms.append((arm, metrics, cells, _per_loss(cells, catalogue, metrics), families))
+    _write(study_dir, catalogue, arms)
+    _figures(study_dir, catalogue, arms)
+    return [r for *_, families in arms for rows in families.values() for r in rows]
+
+
+def _shown(r: dict[str, Any]) -> str:
+    notes = [
+        n for n, on in (("lr near-tie", r["near_tie"]), ("lr at the grid's edge", r["edge"])) if on
+    ]
+    return f"{r['first']} - {r['second']}" + (f" ({', '.join(notes)})" if notes else "")
+
+
+def _family_table(rows: Sequence[dict], catalogue: Catalogue) -> str:
     header = [
-        by.replace("_", " "),
+        catalogue.label,
         "comparison",
         "n",
         "difference",
@@ -202,128 +214,143 @@ def _family_table(rows: Sequence[dict], by: str, margin: float) -> str:
     ]
     body = [
         [
-            f"{r[by]:g}",
-            f"{r['first']} - {r['second']}" + (" (lr near-tie)" if r["near_tie"] else ""),
+            f"{r['value']:g}",
+            _shown(r),
             str(r["seeds"]),
             f"{r['diff']:+.4f}",
             f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]",
             f"{r['p']:.3g}",
             f"{r['p_holm']:.3g}",
             f"{r['p_tost_holm']:.3g}",
-            r["word"],
+            f"**{r['word']}**",
             "-" if math.isnan(r["detectable"]) else f"{r['detectable']:.4f}",
             "-" if r["word"] != "inconclusive" else str(r["seeds_to_decide"] or "> 10000"),
         ]
         for r in rows
     ]
-    return markdown_table(
-        header, body, [False, True, False, False, False, False, False, False, True, False, False]
-    )
+    return markdown_table(header, body, [False, True, *([False] * 6), True, False, False])
 
 
-def _write(
-    study_dir: Path, protocol: Protocol, per_loss: list, families: dict, margin: float
-) -> None:
-    by = protocol.by
-    metrics = ["test_acc", "test_at_best"] if protocol is NOISE else ["test_acc"]
-    header = [
-        by.replace("_", " "),
-        "loss",
-        "chosen lr",
-        "n",
-        *("test acc (last)" if m == "test_acc" else "test acc (early-stopped)" for m in metrics),
-        "test ECE",
-        "test NLL",
-    ]
+def _loss_table(rows: list[dict[str, Any]], catalogue: Catalogue, metrics: list[Metric]) -> str:
+    header = [catalogue.label, "loss", "lr chosen by the seeds", "n", *(m.short for m in metrics)]
+    header += ["test ECE", "test NLL"]
     body = [
-        [
-            f"{r[by]:g}",
-            r["loss"],
-            f"{r['lr']:g}",
-            str(r["n"]),
-            *(mean_ci(r[m]) for m in metrics),
-            mean_ci(r["test_ece"]),
-            mean_ci(r["test_nll"]),
-        ]
-        for r in per_loss
+        [f"{r['value']:g}", r["loss"], r["lrs"], str(r["n"])]
+        + [mean_ci(r[m.name]) for m in metrics]
+        + [mean_ci(r["test_ece"]), mean_ci(r["test_nll"])]
+        for r in rows
     ]
-    table = markdown_table(header, body, [False, True] + [False] * (len(header) - 2))
-    sections = [
-        f"### {label}\n\n{_family_table(families[m], by, margin)}" for m, label in protocol.metrics
-    ]
-    figure = "noise.png" if protocol is NOISE else "reliability.png"
-    diverged = [run for r in per_loss for run in r["diverged"]]
-    text = f"""# losslab study: the verdict ({study_dir}): {protocol.title}
+    return markdown_table(header, body, [False, True, True] + [False] * (len(header) - 3))
 
-Each loss at the lr chosen for it on the validation split (`tune/choices.md`), trained with every
-seed and measured on the **test** set. Cells: mean ± half-width of the 95% confidence interval
-(Student's t), sd = standard deviation over the seeds, n = seeds.
 
-{table}
+def _write(study_dir: Path, catalogue: Catalogue, arms: list) -> None:
+    sections, printed = [], []
+    for arm, metrics, _, per_loss, families in arms:
+        table = _loss_table(per_loss, catalogue, metrics)
+        diverged = [run for r in per_loss for run in r["diverged"]]
+        tests = "\n\n".join(
+            f"#### {m.label}\n\n{_family_table(families[m.name], catalogue)}" for m in metrics
+        )
+        sections.append(
+            f"## Arm `{arm.name}`: {arm.title} ({arm.stage}/)\n\n{table}\n\nFinal runs that "
+            f"diverged (counted with the value they last measured; leaving them out would flatter "
+            f"their loss): {', '.join(diverged) if diverged else 'none'}.\n\n### Comparisons\n\n{tests}"
+        )
+        printed += [f"arm {arm.name}", table, tests]
+    text = f"""# losslab study: the verdict ({study_dir})
 
-Final runs that diverged (counted with the accuracy they last measured; leaving them out would
-flatter their loss): {", ".join(diverged) if diverged else "none"}.
+The losses {", ".join(catalogue.losses)} compared at each {catalogue.label} ({catalogue.key}),
+{"each against " + catalogue.reference if catalogue.reference else "every pair"}. Cells: mean ±
+half-width of the 95% confidence interval (Student's t), sd = standard deviation over the seeds,
+n = seeds. In the `tuned` arm each final seed trained the best {catalogue.top_k} lr(s) of stage 2
+(`tune/candidates.md`) and keeps the run its own validation split prefers (the last epoch's
+validation accuracy; for the early-stopped numbers, the run and epoch with the best one): the
+choice is part of what the seeds replicate, and test chooses nothing.
 
-## Comparisons
-
-Seed k gives every loss the same initial weights and the same batch order, so the runs are
-paired by seed: each difference (first loss minus second, in test accuracy) comes with its paired
-95% CI and the two-sided p of the paired t-test (`scipy.stats.ttest_rel`). Each table below is a
-family: its p-values are Holm-adjusted, and so are those of the equivalence tests (TOST, margin
-±{100 * margin:g} accuracy points, fixed before the runs). Verdict: **equivalent within the
-margin** when TOST's adjusted p < {ALPHA}; else **<loss> better** when the paired test's adjusted
+Seed k gives every loss the same initial weights and the same batch order, so the runs are paired
+by seed: each difference (first loss minus second) comes with its paired 95% CI and the two-sided
+p of the paired t-test (`scipy.stats.ttest_rel`). Each table of comparisons is a family: its
+p-values are Holm-adjusted, and so are those of the equivalence tests (TOST, margin
+±{100 * catalogue.margin:g} points, fixed before the runs). Verdict: **equivalent within the
+margin** when TOST's adjusted p < {ALPHA}; else **the better loss** when the paired test's adjusted
 p < {ALPHA}; else **inconclusive**. "Detectable" is the smallest true difference this design finds
 with {POWER:.0%} power at the strictest Holm level ({ALPHA} / number of tests); "seeds to decide"
 is how many seeds would decide an inconclusive comparison if the observed difference and spread
-held. "(lr near-tie)": for one of the two losses another lr did as well within the seeds' noise
-(the smallest of such tied lrs is the one chosen, `tune/choices.md`).
+held. "(lr near-tie)": stage 2 could not tell one loss's two best lrs apart on the validation
+images; "(lr at the grid's edge)": a seed chose an lr at the edge of the tuning grid (a better one
+may lie outside it).
 
 {(chr(10) * 2).join(sections)}
 
-![figure]({figure})
+{_figure_links(catalogue)}
 """
     (study_dir / "verdict.md").write_text(text)
     fields = [
-        by,
-        "first",
-        "second",
-        "seeds",
-        "diff",
-        "sd",
-        "ci_low",
-        "ci_high",
-        "p",
-        "p_holm",
-        "p_tost",
-        "p_tost_holm",
-        "word",
-        "detectable",
-        "seeds_to_decide",
-        "lr_ratio",
-        "near_tie",
-    ]
+        "arm", "metric", "value", "first", "second", "seeds", "diff", "sd", "ci_low", "ci_high",
+        "p", "p_holm", "p_tost", "p_tost_holm", "word", "detectable", "seeds_to_decide",
+        "near_tie", "edge",
+    ]  # fmt: skip
     write_csv(
-        [r | {"metric": m} for m, rows in families.items() for r in rows],
-        ["metric", *fields],
+        [r for *_, families in arms for rows in families.values() for r in rows],
+        fields,
         study_dir / "verdict.csv",
     )
     flat = [
         {
-            by: r[by],
+            "arm": arm.name,
+            "value": r["value"],
             "loss": r["loss"],
-            "lr": r["lr"],
+            "lrs": r["lrs"],
             "n": r["n"],
             **{
                 f"{m}_{k}": r[m][k]
-                for m in ("test_acc", "test_at_best", "test_ece", "test_nll")
+                for m in (*(x.name for x in metrics), *REPORTED)
                 for k in ("mean", "std", "ci_low", "ci_high")
             },
         }
+        for arm, metrics, _, per_loss, _ in arms
         for r in per_loss
     ]
-    write_csv(flat, list(flat[0]), study_dir / "losses.csv")
+    write_csv(flat, list(dict.fromkeys(k for r in flat for k in r)), study_dir / "losses.csv")
     print(
-        f"{table}\n\n"
-        + "\n\n".join(sections)
-        + f"\n\nlosslab-study: verdict.md, verdict.csv, losses.csv, {figure} in {study_dir}"
+        "\n\n".join(printed)
+        + f"\n\nlosslab-study: verdict.md, verdict.csv, losses.csv in {study_dir}"
+    )
+
+
+def _figure_links(catalogue: Catalogue) -> str:
+    if "fixed" in catalogue.arms or catalogue.clean is not None:
+        return "![test accuracy against the compared value](noise.png)"
+    return "![reliability of the final models](reliability.png)"
+
+
+def _figures(study_dir: Path, catalogue: Catalogue, arms: list) -> None:
+    if catalogue.clean is not None:  # a noise-like study: accuracy against the compared value
+        lines = {}
+        for arm, metrics, _, per_loss, _ in arms:
+            for m in metrics:
+                if m.name in ("test_acc", "test_at_best"):
+                    when = "last epoch" if m.when == "last" else "early-stopped"
+                    lines[f"{arm.name}, {when}"] = {
+                        loss: [(r["value"], r[m.name]) for r in per_loss if r["loss"] == loss]
+                        for loss in catalogue.losses
+                    }
+        plot_noise(lines, study_dir / "noise.png")
+        return
+    _, metrics, cells, _, _ = arms[0]
+    first = metrics[0].name
+    panels = {
+        value: {
+            loss: pooled_bins(
+                [RunDir(c.runs[first].folder).reliability() for c in cells[(value, loss)].values()]
+            )
+            for loss in catalogue.losses
+            if (value, loss) in cells
+        }
+        for value in sorted({v for v, _ in cells})
+    }
+    plot_reliability(
+        panels,
+        "Reliability of the final models on the test set (seeds pooled)",
+        study_dir / "reliability.png",
     )

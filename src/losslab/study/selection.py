@@ -1,0 +1,220 @@
+"""The runs of a study stage, and the choice each final seed makes among its candidate lrs
+(reading half).
+
+**Nested selection.** Stage 2 keeps the ``top_k`` best lrs of each loss and compared value
+(:mod:`losslab.study.candidates`); the final stage trains each of them with every final seed; each
+seed then keeps the run its *own* validation split prefers: for a last-epoch metric the run with
+the best final validation accuracy, for an early-stopped one the run and epoch with the best
+validation accuracy. The choice is part of what the seeds replicate, so the paired tests carry its
+variance: two close lrs that another machine ranks the other way in stage 1 give the same
+candidates, and the same verdict. Test chooses nothing. A tie goes to the smaller lr, then the
+earlier epoch.
+
+``final/selection.yaml`` records each seed's choice (the fixed arm reads its lr at the clean value
+from it; :func:`fixed_lr`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from losslab.names import tag
+from losslab.read.runs import Curve, distinct, read_runs
+from losslab.run.identity import flatten
+from losslab.run.rundir import FINISHED, RunDir
+from losslab.study.catalogue import Catalogue, Metric, StudyError, value_key
+
+__all__ = [
+    "Choice",
+    "StageRun",
+    "choose_per_seed",
+    "fixed_lr",
+    "grid",
+    "stage_runs",
+    "write_selection",
+]
+
+SELECTION = "selection.yaml"
+
+
+@dataclass
+class StageRun:
+    """One finished run of a study stage: what it is (loss, compared value, lr, seed) and its
+    epoch curves."""
+
+    name: str
+    folder: Path
+    loss: str
+    value: Any
+    lr: float
+    seed: int
+    status: str
+    curves: dict[str, Curve] = field(default_factory=dict)
+
+    def last(self, curve: str) -> float | None:
+        points = self.curves.get(curve)
+        return points[-1][1] if points else None
+
+    def at(self, curve: str, epoch: int) -> float | None:
+        return dict(self.curves.get(curve, [])).get(epoch)
+
+
+def stage_runs(folder: Path, catalogue: Catalogue, stage: str) -> list[StageRun]:
+    """Every run under ``folder`` (one per run: copies of a run count once), each finished.
+
+    Raises:
+        StudyError: no such folder; a run that failed or has not ended (a hole the numbers
+            would not show: run the stage again first); a run that does not say what it is.
+    """
+    if not folder.is_dir():
+        raise StudyError(f"{folder}: no such folder; run the stage that writes it first")
+    runs, _ = distinct(read_runs(folder))
+    unfinished = [r for r in runs if r.row["status"] not in FINISHED]
+    if unfinished:
+        names = ", ".join(f"{r.name} ({r.row['status']})" for r in unfinished[:3])
+        more = f" and {len(unfinished) - 3} more" if len(unfinished) > 3 else ""
+        raise StudyError(
+            f"{folder}: {len(unfinished)} {stage} run(s) did not finish: {names}{more}; run the "
+            f"same losslab-study command again (it resumes the stage) first"
+        )
+    out = []
+    for run in runs:
+        config = flatten(RunDir(run.path).config() or {})
+        if catalogue.key not in config or "optimizer.lr" not in config:
+            raise StudyError(
+                f"{run.path}: its .hydra/resolved.yaml holds no {catalogue.key} and optimizer.lr; "
+                f"a study stage reads the runs losslab-train wrote"
+            )
+        out.append(
+            StageRun(
+                run.name,
+                run.path,
+                str(run.settings.get("loss") or RunDir(run.path).choices().get("loss")),
+                value_key(config[catalogue.key]),
+                float(config["optimizer.lr"]),
+                int(config["seed"]),
+                run.row["status"],
+                run.curves,
+            )
+        )
+    return out
+
+
+def grid(runs: Iterable[StageRun]) -> dict[tuple[str, Any], dict[float, dict[int, StageRun]]]:
+    """``(loss, value) -> lr -> seed -> run``, refusing two runs of one cell, lr and seed (they
+    differ in a key the study does not vary, and one would hide the other)."""
+    cells: dict[tuple[str, Any], dict[float, dict[int, StageRun]]] = {}
+    for run in runs:
+        seeds = cells.setdefault((run.loss, run.value), {}).setdefault(run.lr, {})
+        if run.seed in seeds:
+            raise StudyError(
+                f"{run.folder} and {seeds[run.seed].folder}: two runs of loss={run.loss}, the same "
+                f"compared value, lr={run.lr:g} and seed={run.seed} that differ in another key; "
+                f"one stage folder holds one run of each"
+            )
+        seeds[run.seed] = run
+    return cells
+
+
+def _score(value: float | None) -> float:
+    return value if value is not None and math.isfinite(value) else -math.inf
+
+
+@dataclass
+class Choice:
+    """What one seed of one loss and value kept: for each metric its value, the lr it was
+    measured at, and the epoch (early stopping); the runs it chose among."""
+
+    values: dict[str, float | None]
+    lrs: dict[str, float]
+    epochs: dict[str, int]
+    runs: dict[str, StageRun]
+    among: list[float]
+
+
+def _pick(candidates: list[StageRun], metric: Metric) -> tuple[StageRun, int]:
+    """The run (and epoch) this seed's validation split prefers for ``metric``."""
+    val = tag("acc", "val")
+    if metric.when == "last":
+        best = max(candidates, key=lambda r: (_score(r.last(val)), -r.lr))
+        return best, best.curves[val][-1][0] if best.curves.get(val) else -1
+    scored = [(_score(v), -r.lr, -e, r) for r in candidates for e, v in r.curves.get(val, [])]
+    if not scored:
+        return candidates[0], -1
+    *_, minus_epoch, run = max(scored, key=lambda s: s[:3])
+    return run, -minus_epoch
+
+
+def choose_per_seed(
+    runs: Iterable[StageRun], metrics: list[Metric]
+) -> dict[tuple[Any, str], dict[int, Choice]]:
+    """``(value, loss) -> {seed: Choice}``: each seed's own choice among its runs, by
+    validation accuracy (see the module docstring)."""
+    groups: dict[tuple[Any, str, int], list[StageRun]] = {}
+    for (loss, value), by_lr in grid(runs).items():
+        for seeds in by_lr.values():
+            for seed, run in seeds.items():
+                groups.setdefault((value, loss, seed), []).append(run)
+    cells: dict[tuple[Any, str], dict[int, Choice]] = {}
+    for (value, loss, seed), candidates in sorted(groups.items(), key=lambda kv: repr(kv[0])):
+        candidates.sort(key=lambda r: r.lr)
+        choice = Choice({}, {}, {}, {}, [r.lr for r in candidates])
+        for metric in metrics:
+            run, epoch = _pick(candidates, metric)
+            if metric.when == "last":
+                measured = run.last(metric.curve)
+            else:
+                measured = run.at(metric.curve, epoch)
+            choice.values[metric.name] = measured
+            choice.lrs[metric.name], choice.epochs[metric.name] = run.lr, epoch
+            choice.runs[metric.name] = run
+        cells.setdefault((value, loss), {})[seed] = choice
+    return cells
+
+
+def write_selection(
+    stage_dir: Path, cells: dict[tuple[Any, str], dict[int, Choice]], catalogue: Catalogue
+) -> None:
+    """``<stage>/selection.yaml``: each seed's lr (and epoch, early-stopped) per loss and value."""
+    out: dict[str, Any] = {"key": catalogue.key, "clean": catalogue.clean, "choices": {}}
+    for (value, loss), seeds in sorted(cells.items(), key=lambda kv: repr(kv[0])):
+        for seed, choice in sorted(seeds.items()):
+            out["choices"].setdefault(loss, {}).setdefault(value, {})[seed] = {
+                name: {"lr": choice.lrs[name], "epoch": choice.epochs[name]}
+                for name in choice.values
+            }
+    (stage_dir / SELECTION).write_text(
+        "# each final seed's choice among its candidate lrs, on its own validation split\n"
+        + yaml.safe_dump(out, sort_keys=False)
+    )
+
+
+def fixed_lr(loss: str, seed: Any, file: str) -> float:
+    """``${losslab_fixed_lr:<loss>,<seed>,<final>/selection.yaml}``: the lr this loss's seed
+    kept at the clean value (its last-epoch choice): what the fixed arm trains it with.
+
+    Raises:
+        StudyError: no such file, or no choice for this loss and seed there.
+    """
+    path = Path(file)
+    if not path.is_file():
+        raise StudyError(
+            f"optimizer.lr: no final-stage selection at {path}: the fixed arm takes each seed's "
+            f"lr from the final stage at the clean rate; run it first"
+        )
+    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        return float(
+            data["choices"][str(loss)][value_key(data["clean"])][int(seed)]["test_acc"]["lr"]
+        )
+    except (KeyError, TypeError) as err:
+        raise StudyError(
+            f"optimizer.lr: {path} holds no choice for loss={loss}, seed={seed} at the clean "
+            f"rate {data.get('clean')}; run the final stage for it first"
+        ) from err
