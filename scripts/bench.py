@@ -59,9 +59,11 @@ import torch
 import torch.nn.functional as F
 
 from losslab import CEELoss, SSELoss
-from losslab.lit.classifier import Classifier
-from losslab.lit.data import MNIST_MEAN, MNIST_STD, MNISTDataModule
+from losslab.lit.classifier import Classifier, scale_pixels
+from losslab.lit.data import MNISTDataModule
+from losslab.lit.trainer import DEFAULT_STEPS, Trainer
 from losslab.models import MLP
+from losslab.names import PIXEL_MEAN, PIXEL_STD
 
 warnings.filterwarnings("ignore")
 # Lightning's advertising line, printed by every Trainer.fit: it says nothing about speed
@@ -69,7 +71,7 @@ logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
     lambda record: "Tip:" not in record.getMessage()
 )
 LOSSES = {"cee": CEELoss, "sse": SSELoss}
-DEFAULT_STEPS_PER_CALL = 10  # conf/trainer/cpu.yaml: the real path's default
+DEFAULT_STEPS_PER_CALL = DEFAULT_STEPS  # trainer.steps_per_call=auto on one CPU: the real path's
 CANONICAL_STEPS = 150  # the tutorial pipeline is slow: time this many steps, scale to an epoch
 
 
@@ -150,9 +152,14 @@ class EpochTimer(L.Callback):
         self.evaluation.append(self._eval)
 
 
-def one_epoch_trainer(device, logger, *callbacks: L.Callback, **extra) -> L.Trainer:
-    """The Trainer every Lightning contender uses: one epoch, no bar, no summary, no checkpoint."""
-    return L.Trainer(
+def one_epoch_trainer(
+    device, logger, *callbacks: L.Callback, steps_per_call: int | None = None, **extra
+) -> L.Trainer:
+    """The Trainer every Lightning contender uses: one epoch, no bar, no summary, no checkpoint;
+    with ``steps_per_call``, losslab's (K optimizer steps per training step), else Lightning's."""
+    trainer = L.Trainer if steps_per_call is None else Trainer
+    more = {} if steps_per_call is None else {"steps_per_call": steps_per_call}
+    return trainer(
         accelerator=device.type,
         devices=1,
         max_epochs=1,
@@ -161,6 +168,7 @@ def one_epoch_trainer(device, logger, *callbacks: L.Callback, **extra) -> L.Trai
         enable_progress_bar=False,
         enable_model_summary=False,
         enable_checkpointing=False,
+        **more,
         **extra,
     )
 
@@ -170,7 +178,7 @@ def canonical_loader(data_dir: str, batch_size: int) -> torch.utils.data.DataLoa
     from torchvision import datasets, transforms
 
     tf = transforms.Compose(
-        [transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))]
+        [transforms.ToTensor(), transforms.Normalize((PIXEL_MEAN,), (PIXEL_STD,))]
     )
     dataset = datasets.MNIST(data_dir, train=True, transform=tf, download=False)
     return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True)
@@ -185,26 +193,25 @@ def losslab_epoch(
     steps_per_call: int = DEFAULT_STEPS_PER_CALL,
 ) -> tuple[float, float]:
     """The real training path for one epoch: (training time, training + evaluation time)."""
-    dm = MNISTDataModule(
-        data_dir, batch_size=batch_size, download=False, steps_per_call=steps_per_call
-    )
-    module = Classifier(
-        MLP(),
-        LOSSES[loss_name](),
-        optimizer=lambda p: torch.optim.SGD(p, lr=0.1),
-        steps_per_call=steps_per_call,
-    )
+    dm = MNISTDataModule(data_dir, batch_size=batch_size, download=False)
+    module = Classifier(MLP(), LOSSES[loss_name](), optimizer=lambda p: torch.optim.SGD(p, lr=0.1))
     timer = EpochTimer()
     logger = L.pytorch.loggers.TensorBoardLogger(logdir, name="bench", default_hp_metric=False)
     trainer = one_epoch_trainer(
-        device, logger, timer, num_sanity_val_steps=0, use_distributed_sampler=False
+        device,
+        logger,
+        timer,
+        steps_per_call=steps_per_call,
+        num_sanity_val_steps=0,
+        use_distributed_sampler=False,
     )
     trainer.fit(module, datamodule=dm)
     return timer.train[0], timer.train[0] + timer.evaluation[0]
 
 
 class BareModule(L.LightningModule):
-    """The least a LightningModule can be: training_step and an optimizer, nothing logged."""
+    """The least a LightningModule can be: training_step and an optimizer, nothing logged; it
+    scales the data module's raw pixels as losslab's Classifier does."""
 
     def __init__(self, loss_name: str) -> None:
         super().__init__()
@@ -212,7 +219,7 @@ class BareModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         x, y = batch
-        return self.loss(self.net(x), y)
+        return self.loss(self.net(scale_pixels(x)), y)
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=0.1)
@@ -269,13 +276,13 @@ def data_epochs(data_dir: str, batch_size: int, device) -> dict[str, float]:
     dm.splits = {k: (a.to(device), b.to(device)) for k, (a, b) in dm.splits.items()}
     images, labels = dm.splits["train"]
 
-    def datamodule() -> None:
-        for batch in dm.train_dataloader():
-            dm.on_after_batch_transfer(batch, 0)
+    def datamodule() -> None:  # raw batches, scaled as the model scales them
+        for x, _ in dm.train_dataloader():
+            scale_pixels(x)
 
     def bare() -> None:
         perm = torch.randperm(len(labels), device=device)
-        scale, shift = 1 / (255 * MNIST_STD), MNIST_MEAN / MNIST_STD
+        scale, shift = 1 / (255 * PIXEL_STD), PIXEL_MEAN / PIXEL_STD
         for k in range(0, len(labels), batch_size):
             idx = perm[k : k + batch_size]
             _ = (
@@ -451,7 +458,8 @@ def section_train(ctx: Context) -> dict:
 def section_steps(ctx: Context) -> dict:
     ks = [1, 3, 10, 30]
     step_sizes = [100, 1024] if ctx.args.quick else [32, 100, 256, 1024]
-    test_x, test_y = ctx.dm.on_after_batch_transfer(ctx.dm.splits["test"], 0)
+    test_x, test_y = ctx.dm.splits["test"]
+    test_x = scale_pixels(test_x)
     splits = [(ctx.x_all, ctx.y_all), (test_x.flatten(1).to(ctx.device), test_y.to(ctx.device))]
     runs: dict[tuple, list] = {}
     for _ in range(ctx.reps):
@@ -587,14 +595,11 @@ def run_command(args: list[str], cwd: str) -> tuple[float, float, float]:
 
     from hydra.core.global_hydra import GlobalHydra
 
-    import losslab.sweep.sweeper
     import losslab.train
 
     entry = getattr(losslab.train, "entry", None)
     if entry is None:  # losslab before the orchestration redesign: the console script's function
         from losslab.cli import train_main as entry
-    getattr(losslab.train, "REFUSED", []).clear()
-    losslab.sweep.sweeper.FAILED_JOBS.clear()
     argv, before, code = sys.argv, os.getcwd(), 0
     os.chdir(cwd)
     sys.argv = ["losslab-train", *args]
@@ -643,7 +648,8 @@ def profile_epochs(ctx: Context, epochs: int = 4) -> dict[str, float]:
         "training steps (forward, backward, optimizer)": ("run_training_batch",),
         "evaluation forward passes and metric updates": ("validation_step",),
         "epoch metrics: compute, log, history": ("on_validation_epoch_end",),
-        "batches: scaling uint8 -> float on device": ("SingleDeviceStrategy.batch_to_device",),
+        # raw uint8: the model scales them, inside the steps and the evaluation passes
+        "batches: to the device": ("SingleDeviceStrategy.batch_to_device",),
         "batches: fetching from the loaders": ("train_dataloader_next", "val_next"),
         "checkpoint": ("[Callback]EpochCheckpoint",),
         "other callbacks (epoch line, TensorBoard)": (
@@ -674,7 +680,8 @@ def report_time(sweep: Path) -> float:
 def section_overhead(ctx: Context) -> dict:
     """The default run's per-epoch and per-run cost on the wall clock, against the hand loop."""
     work = tempfile.mkdtemp(dir=ctx.logdir)
-    test_x, test_y = ctx.dm.on_after_batch_transfer(ctx.dm.splits["test"], 0)
+    test_x, test_y = ctx.dm.splits["test"]
+    test_x = scale_pixels(test_x)
     splits = [(ctx.x_all, ctx.y_all), (test_x.flatten(1).to(ctx.device), test_y.to(ctx.device))]
     run_command(["trainer.max_epochs=1", "hydra.run.dir=warmup"], work)  # imports, first file read
     reps = []
@@ -797,7 +804,8 @@ def main() -> None:
     )
     dm = MNISTDataModule(args.data_dir, download=False)
     dm.setup()
-    x_all, y_all = dm.on_after_batch_transfer(dm.splits["train"], 0)
+    x_all, y_all = dm.splits["train"]
+    x_all = scale_pixels(x_all)  # the hand loop's preloaded normalised tensors
     ctx = Context(
         args,
         device,

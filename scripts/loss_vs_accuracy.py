@@ -39,9 +39,10 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from losslab import CEELoss, cee_loss
-from losslab.lit.classifier import Classifier, read_checkpoint
+from losslab.lit.classifier import Classifier, scale_pixels
 from losslab.lit.data import MNISTDataModule
 from losslab.models import MLP
+from losslab.run.checkpoints import read_checkpoint
 
 torch.set_num_threads(1)
 
@@ -55,9 +56,12 @@ def load_mnist(
     """``((x_train, y_train), (x_test, y_test))``: float images ``(N, 1, 28, 28)`` (scaled to
     [0, 1], standardised if ``normalize``), a seeded class-balanced subset of ``train_images``
     training images and the official 10k test images."""
-    dm = MNISTDataModule(data_dir, download=False, train_size=train_images, normalize=normalize)
+    dm = MNISTDataModule(data_dir, download=False, train_size=train_images)
     dm.setup()
-    return tuple(dm.scale(*dm.splits[s]) for s in ("train", "test"))
+    # the raw pixels scaled as a losslab model scales its input
+    return tuple(
+        (scale_pixels(x, normalize), y) for x, y in (dm.splits[s] for s in ("train", "test"))
+    )
 
 
 def train_quickly(x: Tensor, y: Tensor, epochs: int = 1, lr: float = 0.1, seed: int = 0) -> MLP:
@@ -78,15 +82,16 @@ def train_quickly(x: Tensor, y: Tensor, epochs: int = 1, lr: float = 0.1, seed: 
 
 def load_checkpoint(path: str | Path) -> tuple[MLP, bool]:
     """The network of a losslab-train checkpoint, rebuilt with its run's own config, and whether
-    that run normalised its images."""
+    its module standardises the images (its own input scaling, ``normalize``; a checkpoint from
+    before the module scaled: its data module's setting)."""
+    read_checkpoint(path, "--ckpt")  # a file torch loads, with a state_dict: else one line
     try:
-        net = Classifier.load_from_checkpoint(path, map_location="cpu", weights_only=True).net
-        data = read_checkpoint(path, "--ckpt")["datamodule_hyper_parameters"]
+        module = Classifier.load_from_checkpoint(path, map_location="cpu", weights_only=True)
     except (KeyError, TypeError) as err:
         raise SystemExit(
             f"--ckpt {path}: not a checkpoint that losslab-train wrote ({err!r})"
         ) from err
-    return net.eval(), data["normalize"]
+    return module.net.eval(), module.normalize
 
 
 def model_and_data(args: argparse.Namespace) -> tuple[MLP, tuple[tuple[Tensor, Tensor], ...]]:
