@@ -80,6 +80,20 @@ def test_model_checkpoint_names_its_files_through_format_checkpoint_name():
     )
 
 
+def test_model_checkpoint_keeps_the_seams_that_write_last_ckpt_every_epoch():
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    checkpoint = ModelCheckpoint(monitor="acc/val", save_last=True)
+    for name in ("_should_skip_saving_checkpoint", "_save_last_checkpoint", "_monitor_candidates"):
+        require(
+            callable(getattr(checkpoint, name, None)),
+            f"ModelCheckpoint.{name}",
+            "callbacks.EpochCheckpoint",
+        )
+    require(hasattr(checkpoint, "_last_global_step_saved"), "ModelCheckpoint._last_global_step_saved",
+            "callbacks.EpochCheckpoint")  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("distribution", "module"), [("lightning", "lightning"), ("hydra-core", "hydra")]
 )

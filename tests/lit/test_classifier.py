@@ -756,3 +756,51 @@ def test_an_unloadable_checkpoint_error_gives_torchs_reason_on_one_line(tmp_path
     assert (
         str(info.value) == f"ckpt_path={garbage}: not a checkpoint torch can load ({reason[:200]})"
     )
+
+
+# -- a checkpoint on its own: raw images in, classes out --------------------------------------
+
+
+@pytest.fixture(scope="module")
+def finished_run(shared_run) -> Path:
+    return shared_run(
+        "standalone", "data.train_size=1000", "trainer.max_epochs=1", "~hydra.callbacks.report"
+    )
+
+
+def raw_test_images(data_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """MNIST's test split as torchvision reads the files: uint8 (10000, 28, 28) and labels."""
+    from torchvision.datasets import MNIST
+
+    test = MNIST(str(data_dir), train=False, download=False)
+    return test.data, test.targets
+
+
+def test_a_checkpoint_alone_classifies_raw_images_with_the_runs_own_test_accuracy(
+    finished_run, data_dir
+):
+    import json
+
+    run_acc = json.loads((finished_run / "result.json").read_text())["metrics"]["hp/test_acc"]
+    model = Classifier.load_from_checkpoint(finished_run / "checkpoints" / "last.ckpt").eval()
+    images, labels = raw_test_images(data_dir)  # uint8 0..255: no scaling by the caller
+    with torch.no_grad():
+        predicted = model(images).argmax(dim=1)
+        from_floats = model(images.float() / 255).argmax(dim=1)  # or floats in [0, 1]
+    assert (predicted == labels).float().mean().item() == pytest.approx(run_acc, abs=1e-6)
+    assert (from_floats != predicted).sum() <= 2  # the same scaling up to the last bit
+
+
+def test_trainer_predict_gives_class_probabilities_of_the_test_images(finished_run, data_dir):
+    model = Classifier.load_from_checkpoint(finished_run / "checkpoints" / "last.ckpt")
+    datamodule = MNISTDataModule(data_dir, download=False, eval_batch_size=5000)
+    trainer = Trainer(
+        accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False
+    )
+    batches = trainer.predict(model, datamodule=datamodule)
+    probabilities = torch.cat(batches)
+    assert probabilities.shape == (10_000, 10)
+    torch.testing.assert_close(probabilities.sum(dim=1), torch.ones(10_000))
+    images, _labels = raw_test_images(data_dir)
+    with torch.no_grad():
+        assert torch.equal(probabilities.argmax(dim=1), model.eval()(images).argmax(dim=1))

@@ -134,3 +134,41 @@ def test_an_epoch_line_the_progress_bar_would_garble_stays_off_the_console():
     assert console.filter(record()) is True  # every other message is shown
     assert console.filter(record(console=True)) is True
     assert console.filter(record(console=False)) is False
+
+
+# -- on a tiny real run ----------------------------------------------------------------------------
+
+TINY_VAL = ("data.train_size=500", "data.val_size=500", "~hydra.callbacks.report")
+
+
+@pytest.mark.slow
+def test_a_monitored_run_keeps_its_best_epoch_and_resumes_from_its_last(tmp_path, data_dir):
+    import json
+
+    import torch
+    from conftest import ok, train
+
+    ok(train(*TINY_VAL, "trainer.max_epochs=3", "optimizer.lr=3", "callbacks.model_checkpoint.monitor=acc/val",
+             "hydra.run.dir=r", cwd=tmp_path))  # fmt: skip
+    history = json.loads((tmp_path / "r" / "result.json").read_text())["history"]
+    best = max(range(1, 4), key=lambda e: (history[e]["acc/val"], -e))
+    kept = sorted(p.name for p in (tmp_path / "r" / "checkpoints").iterdir())
+    assert kept == sorted([f"epoch={best}-step={best * 5}.ckpt", "last.ckpt"])
+    assert not (tmp_path / "r" / "checkpoints" / "last.ckpt").is_symlink()  # a file of its own
+    last = torch.load(tmp_path / "r" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["global_step"] == 15  # what a resume goes on from: the last epoch, not the best
+
+
+@pytest.mark.slow
+def test_early_stopping_ends_the_run_once_validation_stops_getting_better(tmp_path, data_dir):
+    import json
+
+    from conftest import ok, train
+
+    ok(train(*TINY_VAL, "trainer.max_epochs=6", "callbacks=[default,early_stopping]",
+             "callbacks.early_stopping.patience=1", "callbacks.early_stopping.min_delta=0.5",
+             "hydra.run.dir=r", cwd=tmp_path))  # fmt: skip
+    result = json.loads((tmp_path / "r" / "result.json").read_text())
+    # epoch 1 gains > 0.5 over nothing; epoch 2 gains < 0.5 over epoch 1: one epoch of patience
+    assert result["epochs"] == 2
+    assert "`max_epochs=6` reached" not in (tmp_path / "r" / "train.log").read_text()

@@ -30,16 +30,31 @@ class EpochCheckpoint(ModelCheckpoint):
     it stopped in, as its last curve point does.
 
     With a ``monitor`` (``acc/val``: keep the best epoch's weights) ``mode`` follows the metric
-    when left out (:func:`losslab.names.mode`), and ``last.ckpt`` is a file of its own rather
-    than a link: a link would point at the best epoch's file, and a resume must go on from the
-    last epoch."""
+    when left out (:func:`losslab.names.mode`), and ``last.ckpt`` is a file of its own, written
+    every epoch: a resume must go on from the last epoch, and Lightning 2.6 writes ``last.ckpt``
+    (or links it) only in an epoch whose weights are among the best."""
 
     def __init__(
         self, *args: Any, monitor: str | None = None, mode: str | None = None, **kwargs: Any
     ) -> None:
-        if monitor is not None and kwargs.get("save_last") == "link":
-            kwargs["save_last"] = True
+        if monitor is not None:  # saved once the epoch's evaluation is done, last.ckpt after it
+            kwargs.setdefault("save_on_train_epoch_end", False)
+            if kwargs.get("save_last") == "link":
+                kwargs["save_last"] = True
         super().__init__(*args, monitor=monitor, mode=mode or names.mode(monitor or ""), **kwargs)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        # the seams: _should_skip_saving_checkpoint, _last_global_step_saved, _save_last_checkpoint,
+        # _monitor_candidates (tests/test_contracts.py)
+        if (
+            self.monitor is None
+            or not self.save_last
+            or self._should_skip_saving_checkpoint(trainer)
+        ):
+            return
+        if self._last_global_step_saved != trainer.global_step:  # not among the best this time
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
     def format_checkpoint_name(
         self,
