@@ -17,9 +17,11 @@ from losslab.read.stats import (
     detectable_difference,
     holm,
     paired,
+    power,
     seeds_to_decide,
     summarize,
     tost,
+    tost_power,
     welch,
 )
 
@@ -305,3 +307,49 @@ def test_decide_gives_each_of_the_four_words():
     assert decide(0.002, 0.001, 0.01, names, 0.01) == "equivalent within ±1 points"
     # the level is strict: 0.05 is not below 0.05
     assert decide(0.02, 0.05, 0.05, names, 0.005) == "inconclusive"
+
+
+def test_a_significant_word_is_stated_only_when_it_would_come_out_again():
+    names = ("cee", "sse")
+    # significant, but its test finds it again with 55% (difference) / 70% (equivalence) only
+    assert decide(0.02, 0.01, 0.9, names, 0.005, replication=(0.55, 0.0)) == "inconclusive"
+    assert decide(0.001, 0.5, 0.01, names, 0.005, replication=(0.0, 0.7)) == "inconclusive"
+    assert decide(0.02, 0.01, 0.9, names, 0.005, replication=(0.80, 0.0)) == "cee better"
+    assert decide(0.001, 0.5, 0.01, names, 0.005, replication=(0.0, 0.8)) == (
+        "equivalent within ±0.5 points"
+    )
+    # an equivalence that would not come out again leaves the difference to decide
+    assert decide(0.002, 0.001, 0.01, names, 0.005, replication=(0.9, 0.5)) == "cee better"
+    # lower is better: the word goes to the loss with the smaller value
+    assert decide(0.2, 0.001, 0.9, names, 0.005, False, "{} memorizes less") == "sse memorizes less"
+
+
+@pytest.mark.parametrize(
+    ("delta", "sd", "n", "alpha"),
+    [(0.01, 0.01, 5, 0.05), (0.003, 0.002, 5, 0.05 / 8), (-0.02, 0.03, 10, 0.01)],
+)
+def test_the_power_of_the_paired_test_is_the_noncentral_t_by_hand(delta, sd, n, alpha):
+    crit = stats.t.isf(alpha / 2, n - 1)
+    nc = abs(delta) * math.sqrt(n) / sd
+    by_hand = stats.nct.sf(crit, n - 1, nc) + stats.nct.cdf(-crit, n - 1, nc)
+    assert power(delta, sd, n, alpha) == pytest.approx(by_hand, rel=1e-9)
+    # and a simulation of the test agrees
+    rng = np.random.default_rng(0)
+    samples = rng.normal(delta, sd, size=(20_000, n))
+    rejected = stats.ttest_1samp(samples, 0, axis=1).pvalue < alpha
+    assert rejected.mean() == pytest.approx(by_hand, abs=0.01)
+
+
+def test_the_tost_power_by_simulation_and_the_limits_without_spread():
+    rng = np.random.default_rng(1)
+    delta, sd, n, margin, alpha = 0.001, 0.002, 5, 0.005, 0.05
+    samples = rng.normal(delta, sd, size=(20_000, n))
+    lower = stats.ttest_1samp(samples, -margin, axis=1, alternative="greater").pvalue
+    upper = stats.ttest_1samp(samples, margin, axis=1, alternative="less").pvalue
+    simulated = (np.maximum(lower, upper) < alpha).mean()
+    assert tost_power(delta, sd, n, margin, alpha) == pytest.approx(simulated, abs=0.02)
+    assert (power(0.01, 0.0, 5, 0.05), power(0.0, 0.0, 5, 0.05)) == (1.0, 0.05)
+    assert (tost_power(0.001, 0.0, 5, 0.005, 0.05), tost_power(0.01, 0.0, 5, 0.005, 0.05)) == (
+        1.0,
+        0.0,
+    )

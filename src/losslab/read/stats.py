@@ -22,9 +22,11 @@ __all__ = [
     "detectable_difference",
     "holm",
     "paired",
+    "power",
     "seeds_to_decide",
     "summarize",
     "tost",
+    "tost_power",
     "welch",
 ]
 
@@ -148,9 +150,12 @@ def tost(differences: Sequence[float], margin: float) -> float:
     return float(max(lower, upper))
 
 
-def _power(delta: float, sd: float, n: int, alpha: float) -> float:
+def power(delta: float, sd: float, n: int, alpha: float) -> float:
     """Power of the two-sided paired t-test with ``n`` pairs for a true mean difference
-    ``delta`` when the differences have standard deviation ``sd`` (noncentral t)."""
+    ``delta`` when the differences have standard deviation ``sd`` (noncentral t); differences
+    with no spread: 1 for a difference, else alpha."""
+    if not sd > 0:
+        return 1.0 if delta else alpha
     df, nc = n - 1, abs(delta) * math.sqrt(n) / sd
     crit = stats.t.ppf(1 - alpha / 2, df)
     # P(T < -crit) written as the upper tail of -T: scipy's nct.cdf far below a large
@@ -158,29 +163,32 @@ def _power(delta: float, sd: float, n: int, alpha: float) -> float:
     return float(stats.nct.sf(crit, df, nc) + stats.nct.sf(crit, df, -nc))
 
 
-def detectable_difference(sd: float, n: int, alpha: float = ALPHA, power: float = POWER) -> float:
-    """The smallest true difference the paired t-test with ``n`` pairs detects with ``power``
-    at level ``alpha`` (two-sided), when the differences have standard deviation ``sd``."""
+def detectable_difference(sd: float, n: int, alpha: float = ALPHA, wanted: float = POWER) -> float:
+    """The smallest true difference the paired t-test with ``n`` pairs detects with power
+    ``wanted`` at level ``alpha`` (two-sided), when the differences have standard deviation
+    ``sd``."""
     if n < 2 or not sd > 0:
         return math.nan
     high = sd
-    while _power(high, sd, n, alpha) < power:
+    while power(high, sd, n, alpha) < wanted:
         high *= 2
-    return float(optimize.brentq(lambda x: _power(x, sd, n, alpha) - power, 0.0, high))
+    return float(optimize.brentq(lambda x: power(x, sd, n, alpha) - wanted, 0.0, high))
 
 
-def _tost_power(delta: float, sd: float, n: int, margin: float, alpha: float) -> float:
+def tost_power(delta: float, sd: float, n: int, margin: float, alpha: float) -> float:
     """Approximate power of the paired TOST (both one-sided tests must reject; the bound
-    ``P(A) + P(B) - 1`` of the two noncentral t tails)."""
+    ``P(A) + P(B) - 1`` of the two noncentral t tails); no spread: 1 inside the margin."""
+    if not sd > 0:
+        return 1.0 if abs(delta) < margin else 0.0
     df, scale = n - 1, math.sqrt(n) / sd
     crit = stats.t.ppf(1 - alpha, df)
     lower = stats.nct.sf(crit, df, (delta + margin) * scale)
-    upper = stats.nct.sf(crit, df, (margin - delta) * scale)  # P(T < -crit), as in _power
+    upper = stats.nct.sf(crit, df, (margin - delta) * scale)  # P(T < -crit), as in power
     return max(0.0, float(lower + upper - 1))
 
 
 def seeds_to_decide(
-    diff: float, sd: float, margin: float, alpha: float = ALPHA, power: float = POWER
+    diff: float, sd: float, margin: float, alpha: float = ALPHA, wanted: float = POWER
 ) -> int | None:
     """How many seeds (pairs) would decide a comparison that came out inconclusive, if the true
     difference were the observed one and the spread stayed: the fewest for which either the
@@ -189,8 +197,8 @@ def seeds_to_decide(
     if not sd > 0:
         return None
     for n in range(2, 10_001):
-        if (diff and _power(diff, sd, n, alpha) >= power) or (
-            abs(diff) < margin and _tost_power(diff, sd, n, margin, alpha) >= power
+        if (diff and power(diff, sd, n, alpha) >= wanted) or (
+            abs(diff) < margin and tost_power(diff, sd, n, margin, alpha) >= wanted
         ):
             return n
     return None
@@ -204,14 +212,23 @@ def decide(
     margin: float,
     higher: bool = True,
     word: str = "{} better",
+    replication: tuple[float, float] = (1.0, 1.0),
 ) -> str:
     """The verdict's one word for ``names[0] - names[1] = diff``: equivalent within the margin
     (TOST, Holm-adjusted p below alpha) first, else ``word`` of the better one (paired test,
     adjusted; ``higher``: a larger value is better), else inconclusive (``margin`` in the
     metric's units, 0.005 = 0.5 points). A difference both significant and inside the margin
-    reads "equivalent": the margin, fixed before the run, says what size of difference matters."""
-    if tost_adjusted < ALPHA:
+    reads "equivalent": the margin, fixed before the run, says what size of difference matters.
+
+    A word is stated only when it would come out again: ``replication`` holds the power of the
+    paired test and of TOST at the observed difference and spread (:func:`power`,
+    :func:`tost_power`, at the strictest Holm level), the chance that the same design on new
+    noise — new seeds, or another machine's rounding — reaches the word again if the observed
+    difference is the true one. Below :data:`POWER` a significant result is "inconclusive": a
+    barely significant one is a coin flip for its replication."""
+    difference, equivalence = replication
+    if tost_adjusted < ALPHA and equivalence >= POWER:
         return f"equivalent within ±{100 * margin:g} points"
-    if p_adjusted < ALPHA:
+    if p_adjusted < ALPHA and difference >= POWER:
         return word.format(names[0] if (diff > 0) == higher else names[1])
     return "inconclusive"

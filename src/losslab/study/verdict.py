@@ -19,9 +19,11 @@ from losslab.read.stats import (
     detectable_difference,
     holm,
     paired,
+    power,
     seeds_to_decide,
     summarize,
     tost,
+    tost_power,
 )
 from losslab.read.tables import markdown_table, mean_ci, write_csv
 from losslab.run.rundir import RunDir
@@ -123,7 +125,11 @@ def _compare(
     for r in rows:
         names = (r["first"], r["second"])
         args = (r["diff"], r["p_holm"], r["p_tost_holm"], names, catalogue.margin)
-        r["word"] = decide(*args, metric.higher, metric.word)
+        r["replication"] = power(r["diff"], r["sd"], r["seeds"], alpha)
+        r["replication_tost"] = tost_power(r["diff"], r["sd"], r["seeds"], catalogue.margin, alpha)
+        r["word"] = decide(
+            *args, metric.higher, metric.word, (r["replication"], r["replication_tost"])
+        )
         r["detectable"] = detectable_difference(r["sd"], r["seeds"], alpha, POWER)
         decided = r["word"] != "inconclusive"
         r["seeds_to_decide"] = (
@@ -208,6 +214,7 @@ def _family_table(rows: Sequence[dict], catalogue: Catalogue) -> str:
         "p",
         "p Holm",
         "p TOST Holm",
+        "again",
         "verdict",
         f"detectable ({POWER:.0%} power)",
         "seeds to decide",
@@ -222,13 +229,22 @@ def _family_table(rows: Sequence[dict], catalogue: Catalogue) -> str:
             f"{r['p']:.3g}",
             f"{r['p_holm']:.3g}",
             f"{r['p_tost_holm']:.3g}",
+            _again(r),
             f"**{r['word']}**",
             "-" if math.isnan(r["detectable"]) else f"{r['detectable']:.4f}",
             "-" if r["word"] != "inconclusive" else str(r["seeds_to_decide"] or "> 10000"),
         ]
         for r in rows
     ]
-    return markdown_table(header, body, [False, True, *([False] * 6), True, False, False])
+    return markdown_table(header, body, [False, True, *([False] * 7), True, False, False])
+
+
+def _again(r: dict[str, Any]) -> str:
+    """The chance the design reaches the significant result again (of the equivalence when
+    TOST's adjusted p is below alpha, else of the difference), "-" when neither is significant."""
+    if r["p_tost_holm"] < ALPHA:
+        return f"{r['replication_tost']:.0%}"
+    return f"{r['replication']:.0%}" if r["p_holm"] < ALPHA else "-"
 
 
 def _loss_table(rows: list[dict[str, Any]], catalogue: Catalogue, metrics: list[Metric]) -> str:
@@ -273,10 +289,13 @@ p of the paired t-test (`scipy.stats.ttest_rel`). Each table of comparisons is a
 p-values are Holm-adjusted, and so are those of the equivalence tests (TOST, margin
 ±{100 * catalogue.margin:g} points, fixed before the runs). Verdict: **equivalent within the
 margin** when TOST's adjusted p < {ALPHA}; else **the better loss** when the paired test's adjusted
-p < {ALPHA}; else **inconclusive**. "Detectable" is the smallest true difference this design finds
-with {POWER:.0%} power at the strictest Holm level ({ALPHA} / number of tests); "seeds to decide"
-is how many seeds would decide an inconclusive comparison if the observed difference and spread
-held. "(lr near-tie)": stage 2 could not tell one loss's two best lrs apart on the validation
+p < {ALPHA}; else **inconclusive** — and a significant result is stated only when it would come
+out again: "again" is the power of its test at the observed difference and spread (at the
+strictest Holm level, {ALPHA} / number of tests), the chance that the same design on new noise —
+other seeds, or another machine's rounding — reaches it again; below {POWER:.0%} the word is
+**inconclusive**. "Detectable" is the smallest true difference this design finds with {POWER:.0%}
+power at that level; "seeds to decide" is how many seeds would decide an inconclusive comparison
+if the observed difference and spread held. "(lr near-tie)": stage 2 could not tell one loss's two best lrs apart on the validation
 images; "(lr at the grid's edge)": a seed chose an lr at the edge of the tuning grid (a better one
 may lie outside it).
 
@@ -287,8 +306,8 @@ may lie outside it).
     (study_dir / "verdict.md").write_text(text)
     fields = [
         "arm", "metric", "value", "first", "second", "seeds", "diff", "sd", "ci_low", "ci_high",
-        "p", "p_holm", "p_tost", "p_tost_holm", "word", "detectable", "seeds_to_decide",
-        "near_tie", "edge",
+        "p", "p_holm", "p_tost", "p_tost_holm", "replication", "replication_tost", "word",
+        "detectable", "seeds_to_decide", "near_tie", "edge",
     ]  # fmt: skip
     write_csv(
         [r for *_, families in arms for rows in families.values() for r in rows],
