@@ -82,18 +82,34 @@ BAD_INPUT = [
     (["-m", "data.batch_size=500,0"], {}, ["data.batch_size must be a positive integer", "job data.batch_size=0"]),
     (["-m", "loss=sse,cee", "data.download=false"], {"LOSSLAB_DATA_DIR": "/nonexistent"}, ["LOSSLAB_DATA_DIR", "(in the sweep's job loss=sse)"]),
     (["-m", "loss=sse,cee", "optimizer.lr=interval(0.01,1)"], {}, ["optimizer.lr=interval(0.01,1): interval() is a range for a sampling sweeper"]),
+    # outside the working folder too: nothing written, and the folders Hydra made go again
+    (["data.batch_size=0", "paths.log_dir=OUT/logs"], {}, ["data.batch_size must be a positive integer"]),
+    (["data.batch_size=0"], {"LOSSLAB_LOG_DIR": "OUT/envlogs"}, ["data.batch_size must be a positive integer"]),
+    (["data.batch_size=0", "hydra.run.dir=OUT/a/b/c"], {}, ["data.batch_size must be a positive integer"]),
+    (["ckpt_path=last", "hydra.run.dir=OUT/nonexistent"], {}, ["ckpt_path=last: no run in", "OUT/nonexistent"]),
+    (["paths.log_dir=OUT/a_file/logs"], {}, ["cannot write OUT/a_file/logs", "Not a directory"]),
+    (["paths.log_dir=/sys/losslab-logs"], {}, ["cannot write /sys/losslab-logs"]),  # read-only
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize(("overrides", "env", "expected"), BAD_INPUT)
 def test_bad_input_fails_in_one_line_with_status_2_and_writes_nothing(
-    logs_with_a_run, bad_labels, broken_conf, overrides, env, expected
+    logs_with_a_run, bad_labels, broken_conf, tmp_path_factory, overrides, env, expected
 ):
     folder = logs_with_a_run
-    overrides = [
-        o.replace("BAD", str(bad_labels)).replace("CONF", str(broken_conf)) for o in overrides
-    ]
-    before = tree_digest(folder)
+    out = tmp_path_factory.mktemp("outside")  # a folder outside the working one
+    (out / "a_file").write_text("a file where a folder would go")
+
+    def placed(text: str) -> str:
+        return (
+            text.replace("BAD", str(bad_labels))
+            .replace("CONF", str(broken_conf))
+            .replace("OUT", str(out))
+        )
+
+    overrides, env = [placed(o) for o in overrides], {k: placed(v) for k, v in env.items()}
+    expected = [placed(e) for e in expected]
+    before, outside = tree_digest(folder), sorted(out.rglob("*"))
     folders_before = sorted(p for p in folder.rglob("*") if p.is_dir())
     res = train(*overrides, *TINY, cwd=folder, env=env)
     assert res.returncode == 2, res.stderr
@@ -104,6 +120,7 @@ def test_bad_input_fails_in_one_line_with_status_2_and_writes_nothing(
         assert text in res.stderr, (text, res.stderr)
     assert tree_digest(folder) == before  # nothing created, changed or deleted
     assert sorted(p for p in folder.rglob("*") if p.is_dir()) == folders_before
+    assert sorted(out.rglob("*")) == outside  # nor outside the working folder
 
 
 @pytest.mark.process
