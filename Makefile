@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: help train test sweep study study-noise tensorboard bench check-losses screenshot mutate lint format clean
+.PHONY: help train test sweep study study-noise tensorboard bench check-losses screenshot figures mutate lint format clean
 
 help:
 	@echo "make train        train the default experiment (CEE, MLP 784-100-10); extra overrides: ARGS='loss=sse'"
@@ -16,6 +16,7 @@ help:
 	@echo "make bench        speed benchmark against a plain PyTorch loop (writes bench.json)"
 	@echo "make check-losses print our losses next to torch's, case by case"
 	@echo "make screenshot   docs/tensorboard.png of the Overfitting charts (needs chromium)"
+	@echo "make figures      every PNG under docs/ again, after make study and make study-noise"
 	@echo "make mutate       mutation testing of every module of src/losslab with logic (mutmut; not in CI)"
 	@echo "make lint         ruff check + ruff format --check"
 
@@ -51,6 +52,9 @@ check-losses: $(STAMP)
 
 screenshot: $(STAMP)
 	$(PY) scripts/screenshot.py $(ARGS)
+
+figures: $(STAMP)
+	$(PY) scripts/figures.py $(ARGS)
 
 # mutmut runs the tests in mutants/, one folder down: the real MNIST is named absolutely, and
 # must be there (the tests that read it would skip, and their mutants survive)

@@ -40,6 +40,7 @@ from torch import Tensor
 
 from losslab import cee_loss, sse_loss
 from losslab.models import MLP
+from losslab.read.style import loss_color
 
 torch.set_num_threads(1)
 
@@ -64,7 +65,7 @@ def plot(norms: dict, s: np.ndarray, sat_sse: Tensor, sat_cee: Tensor, C: int) -
             bins=bins,
             histtype="step",
             linewidth=1.5,
-            color="C0" if loss == "SSE" else "C3",
+            color=loss_color(loss.lower()),  # the project's colour of the loss
             linestyle="--" if model == "untrained" else "-",
             label=f"{loss}, {model} model (mean {g.mean():.3g})",
         )
@@ -78,10 +79,11 @@ def plot(norms: dict, s: np.ndarray, sat_sse: Tensor, sat_cee: Tensor, C: int) -
 
     ratio = (sat_sse.norm(dim=1) / sat_cee.norm(dim=1)).numpy()
     right.semilogy(s, ratio, color="black", linewidth=2, label="|g_SSE| / |g_CEE|")
-    right.semilogy(s, sat_cee.norm(dim=1).numpy(), color="C3", linestyle="--", label="|g_CEE|")
-    right.semilogy(s, sat_sse.norm(dim=1).numpy(), color="C0", linestyle="--", label="|g_SSE|")
+    cee, sse = loss_color("cee"), loss_color("sse")
+    right.semilogy(s, sat_cee.norm(dim=1).numpy(), color=cee, linestyle="--", label="|g_CEE|")
+    right.semilogy(s, sat_sse.norm(dim=1).numpy(), color=sse, linestyle="--", label="|g_SSE|")
     right.axhline(1 / C, color="gray", linestyle=":", label=f"1/C = {1 / C:g} (uniform start)")
-    right.axhline(math.sqrt(2), color="C3", linewidth=0.5, label="sqrt(2): CEE's limit")
+    right.axhline(math.sqrt(2), color=cee, linewidth=0.5, label="sqrt(2): CEE's limit")
     right.set_xlabel("score s of one wrong class (logits z = s * e_wrong, the others 0)")
     right.set_ylabel("gradient norm, or ratio")
     right.set_title("a confident mistake: CEE keeps pushing, SSE's gradient vanishes")

@@ -42,6 +42,7 @@ from losslab import CEELoss, cee_loss
 from losslab.lit.classifier import Classifier, scale_pixels
 from losslab.lit.data import MNISTDataModule
 from losslab.models import MLP
+from losslab.read.style import loss_color
 from losslab.run.checkpoints import read_checkpoint
 
 torch.set_num_threads(1)
@@ -141,11 +142,14 @@ def plot(values, losses, accuracies, d_loss, d_acc, w0, c, j, n_images) -> Figur
     fig = Figure(figsize=(8, 9), layout="constrained")
     top, mid, bottom = fig.subplots(3, 1, sharex=True, height_ratios=[1.4, 1, 1])
 
-    top.plot(values, losses, color="C0", label="CEE loss (left axis)")
-    top.set_ylabel("CEE loss (mean)", color="C0")
+    cee = loss_color("cee")  # the loss in its colour; the accuracy, no loss's, in black
+    top.plot(values, losses, color=cee, label="CEE loss (left axis)")
+    top.set_ylabel("CEE loss (mean)", color=cee)
     right = top.twinx()
-    right.plot(values, accuracies, color="C1", drawstyle="steps-mid", label="accuracy (right axis)")
-    right.set_ylabel("accuracy", color="C1")
+    right.plot(
+        values, accuracies, color="black", drawstyle="steps-mid", label="accuracy (right axis)"
+    )
+    right.set_ylabel("accuracy")
     for ax in (top, mid, bottom):
         ax.axvline(w0, color="gray", linestyle=":", label="trained value" if ax is top else None)
     handles = top.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
@@ -154,12 +158,12 @@ def plot(values, losses, accuracies, d_loss, d_acc, w0, c, j, n_images) -> Figur
         f"one weight moved, {n_images} MNIST test images: smooth loss, staircase accuracy"
     )
 
-    mid.plot(values, d_loss, color="C0")
+    mid.plot(values, d_loss, color=cee)
     mid.axhline(0, color="black", linewidth=0.5)
     mid.set_ylabel("d loss / dw")
     mid.set_title(f"derivative of the loss: exactly 0 at {zero_loss:.1%} of the points")
 
-    bottom.plot(values, d_acc, color="C1")
+    bottom.plot(values, d_acc, color="black")
     bottom.set_ylabel("d accuracy / dw")
     bottom.set_title(
         f"derivative of the accuracy: exactly 0 at {zero_acc:.1%} of the points, spikes at steps"

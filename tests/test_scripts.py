@@ -182,13 +182,39 @@ def write_tiny_run(folder: Path, epochs: int = 5) -> None:
 
 
 FAKE_BROWSER = """#!{python}
-# Stands in for chromium: records its arguments and the runs the server lists, writes a PNG.
-import json, sys, urllib.request
-url, shot = sys.argv[-1], next(a[13:] for a in sys.argv if a.startswith("--screenshot="))
-with urllib.request.urlopen(url.split("#")[0] + "data/runs", timeout=10) as response:
-    runs = json.load(response)
-json.dump({{"args": sys.argv[1:], "runs": runs}}, open({record!r}, "w"))
-open(shot, "wb").write({png!r})
+# Stands in for chromium: answers the DevTools protocol on fds 3 (commands) and 4 (replies and
+# events), records its arguments, the commands, and the runs the server lists; its screenshot
+# is a fixed PNG.
+import base64, json, os, sys, urllib.request
+record = {{"args": sys.argv[1:], "calls": []}}
+buffer = b""
+while True:
+    while b"\\0" not in buffer:
+        chunk = os.read(3, 65536)
+        if not chunk:
+            sys.exit(0)
+        buffer += chunk
+    message, buffer = buffer.split(b"\\0", 1)
+    call = json.loads(message)
+    record["calls"].append([call["method"], call["params"]])
+    result, events = {{}}, []
+    if call["method"] == "Target.createTarget":
+        result = {{"targetId": "t1"}}
+    elif call["method"] == "Target.attachToTarget":
+        result = {{"sessionId": "s1"}}
+    elif call["method"] == "Page.navigate":
+        if "#" in call["params"]["url"]:
+            with urllib.request.urlopen(call["params"]["url"].split("?")[0].split("#")[0]
+                                        + "data/runs", timeout=10) as response:
+                record["runs"] = json.load(response)
+        events = [{{"method": "Page.loadEventFired", "params": {{}}}}]
+    elif call["method"] == "Page.captureScreenshot":
+        result = {{"data": base64.b64encode({png!r}).decode()}}
+    for reply in [{{"id": call["id"], "result": result}}, *events]:
+        os.write(4, json.dumps(reply).encode() + b"\\0")
+    json.dump(record, open({record_file!r}, "w"))
+    if call["method"] == "Browser.close":
+        sys.exit(0)
 """
 
 
@@ -202,7 +228,7 @@ def test_screenshot_serves_the_newest_run_to_the_browser_then_stops(tmp_path: Pa
     bin_dir.mkdir()
     browser = bin_dir / "chromium"
     browser.write_text(
-        FAKE_BROWSER.format(python=sys.executable, record=str(record), png=PNG_MAGIC + b"fake")
+        FAKE_BROWSER.format(python=sys.executable, record_file=str(record), png=PNG_MAGIC + b"fake")
     )
     browser.chmod(0o755)
 
@@ -215,12 +241,24 @@ def test_screenshot_serves_the_newest_run_to_the_browser_then_stops(tmp_path: Pa
     assert_ok(result)
     assert f"tensorboard on {Path('logs/train/runs/new')}" in result.stdout
     seen = json.loads(record.read_text())
-    assert seen["runs"] == ["."]
-    url = seen["args"][-1]
-    assert url.startswith("http://127.0.0.1:")
-    assert url.endswith("/#custom_scalars")
+    assert seen["runs"] == ["train"]  # a single run is named by its task, not "."
     assert "--headless" in seen["args"]
+    assert "--remote-debugging-pipe" in seen["args"]
     assert "--window-size=1400,1000" in seen["args"]
+    methods = [m for m, _ in seen["calls"]]
+    assert methods[-2:] == ["Page.captureScreenshot", "Browser.close"]
+    # TensorBoard's settings are set on its own page before the view opens
+    navigations = [p["url"] for m, p in seen["calls"] if m == "Page.navigate"]
+    (setting,) = [p["expression"] for m, p in seen["calls"] if m == "Runtime.evaluate"]
+    assert methods.index("Runtime.evaluate") < len(methods) - 1 - methods[::-1].index(
+        "Page.navigate"
+    )
+    key, value = re.fullmatch(r"localStorage\.setItem\((.+?), (.+)\)", setting).groups()
+    assert json.loads(key) == "_tb_global_settings"
+    assert json.loads(json.loads(value))["ignoreOutliers"] is False
+    origin, url = navigations
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/data/runs", origin)
+    assert url == origin.removesuffix("data/runs") + "#custom_scalars"
     assert (tmp_path / "docs" / "shot.png").read_bytes() == PNG_MAGIC + b"fake"
     port = int(url.split(":")[2].split("/")[0])
     with pytest.raises(ConnectionRefusedError):  # the server is gone

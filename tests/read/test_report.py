@@ -187,7 +187,7 @@ def test_runs_that_differ_only_in_seed_are_aggregated(tmp_path):
     assert "(sd " in shown
     assert "n=3)" in shown
     # the figure: one panel per group (mean with a band), not one per run (6 runs)
-    assert png_size(tmp_path / "out" / "curves.png") == (1560, 380)  # 3 groups: 3 x 5.2 in
+    assert png_size(tmp_path / "out" / "curves.png") == (1560, 470)  # 3 groups: 3 x 5.2 in
     # the whole summary, as a user reads it (regenerate the expected file by hand when the
     # report's layout changes on purpose)
     summary = (tmp_path / "out" / "summary.md").read_text()
@@ -270,8 +270,8 @@ def test_curves_png_is_a_grid_of_batch_size_rows_and_loss_columns(
     sweep_2x2: Path, tmp_path: Path
 ) -> None:
     report(sweep_2x2, out_dir=tmp_path)
-    # 2 batch sizes x 2 losses, 5.2 x 3.8 inches a panel at 100 dpi
-    assert png_size(tmp_path / "curves.png") == (1040, 760)
+    # 2 batch sizes x 2 losses, 5.2 x 3.8 inches a panel at 100 dpi, and the legend's 0.9 in
+    assert png_size(tmp_path / "curves.png") == (1040, 850)
 
 
 def test_report_reads_one_job_folder_as_a_single_run(sweep_2x2: Path, tmp_path: Path) -> None:
@@ -279,7 +279,7 @@ def test_report_reads_one_job_folder_as_a_single_run(sweep_2x2: Path, tmp_path: 
     (row,) = report(job, out_dir=tmp_path)
     assert row["run"] == job.name
     assert row["best"] == "*"
-    assert png_size(tmp_path / "curves.png") == (520, 380)
+    assert png_size(tmp_path / "curves.png") == (520, 470)
 
 
 # -- the console script -------------------------------------------------------------------------
@@ -370,7 +370,7 @@ def test_diverged_incomplete_and_failed_runs_come_last_whatever_their_accuracy(
         "",
     ]
     # one panel per run, three a row: 2 rows of 3 columns
-    assert png_size(tmp_path / "out" / "curves.png") == (1560, 760)
+    assert png_size(tmp_path / "out" / "curves.png") == (1560, 850)
 
 
 # -- cases mutation testing found untested (make mutate) ----------------------------------------
@@ -557,7 +557,7 @@ def test_the_figure_has_a_panel_per_run_titled_by_its_name_and_any_bad_status(
     report(tmp_path, out_dir=tmp_path / "out")
     (figure,) = drawn
     assert titles(figure) == ["a", "b  [diverged]"]
-    assert figure.get_suptitle() == "train / val / test accuracy and loss per epoch"
+    assert figure.legends[0].get_title().get_text() == "per epoch"
 
 
 def test_the_figure_has_a_panel_per_seed_group_with_the_mean_and_its_band(
@@ -567,9 +567,9 @@ def test_the_figure_has_a_panel_per_seed_group_with_the_mean_and_its_band(
     seed_group(tmp_path, "sse", [0.80, 0.82])
     report(tmp_path, out_dir=tmp_path / "out")
     (figure,) = drawn
-    assert titles(figure) == ["loss=cee (mean of 2)", "loss=sse (mean of 2)"]
-    assert figure.get_suptitle() == (
-        "mean over seeds with 95% band, per epoch (rows: batch size, columns: loss)"
+    assert titles(figure) == ["loss=cee (2 seeds)", "loss=sse (2 seeds)"]
+    assert figure.legends[0].get_title().get_text() == (
+        "mean over the seeds (up to 2) per epoch (columns: cee, sse)"
     )
 
 

@@ -43,10 +43,11 @@ def stage_run(
         all_curves["acc/test"] = test
     hparams = {"loss": loss, "lr": lr, "seed": seed, "status": status}
     name = name or f"loss={loss},{key}={value},optimizer.lr={lr},seed={seed}"
-    path = write_run(folder / name, all_curves, hparams, [f"loss={loss}", f"seed={seed}"])
+    overrides = [f"loss={loss}", f"{key}={value}", f"optimizer.lr={lr}", f"seed={seed}"]
+    path = write_run(folder / name, all_curves, hparams, overrides)
     run = RunDir(path)
     hydra = yaml.safe_dump({"hydra": {"runtime": {"choices": {"loss": loss}}}})
-    run.write_config(yaml.safe_dump(config), config, hydra, [f"loss={loss}", f"seed={seed}"])
+    run.write_config(yaml.safe_dump(config), config, hydra, overrides)
     if hits is not None:
         run.write_hits(len(val or [0]) - 1, {"val": hits})
     return path

@@ -14,9 +14,10 @@
 - ``groups.md`` / ``groups.csv`` when some runs differ only in ``seed``: one row per group,
   every metric as mean, standard deviation, n and a 95% confidence interval (Student's t); with
   n = 1 no interval is shown.
-- ``curves.png``: train / val / test accuracy (solid) and loss (dashed) per epoch, one panel
-  per run, or per group (mean, with a 95% band) when seeds repeat; a grid of batch size x loss
-  when the runs or groups form one.
+- ``curves.png``: train / val / test accuracy (in the loss's colour) and loss (gray) per epoch,
+  one panel per run, or per group (mean, with the min-max band of its seeds; a seed not drawn is
+  named on the panel) when seeds repeat; a grid (rows: what else sets the panels apart, columns:
+  the losses) when the runs or groups form one.
 
 Statuses (:meth:`losslab.run.rundir.RunDir.status`): ``ok``; ``diverged`` (a non-finite loss
 stopped it); ``failed`` (a sweep job that raised: ``error.txt``); ``incomplete`` (started, not
@@ -30,8 +31,10 @@ import math
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from losslab.errors import check_out_dir, user_main
-from losslab.read.figures import mean_curves, plot_curves
+from losslab.read.figures import CurvePanel, mean_curves, plot_curves
 from losslab.read.runs import COLUMNS, Run, distinct, read_runs
 from losslab.read.stats import summarize
 from losslab.read.tables import cell, markdown_table, mean_ci, write_csv
@@ -59,19 +62,88 @@ def _sort_key(row: dict[str, Any], metric: str) -> tuple:
 
 
 def _groups(runs: list[Run]) -> list[tuple[str, list[Run]]]:
-    """Finished runs by group (what they are without their seed), in first-seen order, each
-    named by the overrides that set it apart from the other groups
-    (``loss=sse,data.batch_size=100``)."""
+    """Runs by group (what they are without their seed), in first-seen order, each named by the
+    overrides that set it apart from the other groups (``loss=sse,data.batch_size=100``).
+    Every status counts: the tables average the ``ok`` members, the figure names the others."""
     groups: dict[tuple[str, ...], list[Run]] = {}
     for run in runs:
-        if run.row["status"] == "ok":
-            groups.setdefault(run.group, []).append(run)
+        groups.setdefault(run.group, []).append(run)
     labels = [set(members[0].overrides) for members in groups.values()]
     common = set.intersection(*labels) if len(labels) > 1 else set()
     return [
         (",".join(o for o in members[0].overrides if o not in common), members)
         for members in groups.values()
     ]
+
+
+def _ok(members: list[Run]) -> list[Run]:
+    return [m for m in members if m.row["status"] == "ok"]
+
+
+def _place(name: str) -> tuple[str, tuple]:
+    """A panel's grid row (its name without ``loss=...``) and the key that sorts the rows by
+    value (``data.batch_size=32`` before ``data.batch_size=100``)."""
+    parts = [o for o in name.split(",") if o and not o.startswith("loss=")]
+    key = []
+    for part in parts:
+        value = yaml.safe_load(part.partition("=")[2]) if "=" in part else part
+        key.append((0, value, "") if isinstance(value, int | float) else (1, 0, str(value)))
+    return ",".join(parts), tuple(key)
+
+
+def _missing_note(members: list[Run], seeds: set[int]) -> str:
+    """The seeds a group's panel does not draw and why: a run that is not ``ok``, or a seed
+    that other groups ran and this one has no run of."""
+    not_ok = [f"seed {m.row['seed']} {m.row['status']}" for m in members if m not in _ok(members)]
+    have = {m.row["seed"] for m in members}
+    absent = [f"seed {s} no run" for s in sorted(seeds - have)]
+    left = not_ok + absent
+    return f"not drawn: {', '.join(left)}" if left else ""
+
+
+def _describe(row: dict[str, Any]) -> str:
+    """A single run's title: what it trained (``cee, batch size 100, lr 0.01, seed 0``)."""
+    parts = [str(row["loss"])] if row.get("loss") else []
+    for key, label in (("batch_size", "batch size"), ("lr", "lr"), ("label_noise", "label noise")):
+        if row.get(key) is not None and not (key == "label_noise" and row[key] == 0):
+            parts.append(f"{label} {row[key]:g}")
+    if row.get("train_size"):
+        parts.append(f"{row['train_size']} train images")
+    if row.get("seed") is not None:
+        parts.append(f"seed {row['seed']}")
+    return ", ".join(parts)
+
+
+def _panels(runs: list[Run], groups: list[tuple[str, list[Run]]] | None) -> list[CurvePanel]:
+    """The panels of ``curves.png``: one per group (mean and min-max band of its ``ok`` seeds,
+    the others named) or, without repeated seeds, one per run."""
+    if groups is None:
+        panels = []
+        for r in runs:
+            title = _describe(r.row) if len(runs) == 1 or r.name == "." else r.name
+            if r.row["status"] != "ok":
+                title += f"  [{r.row['status']}]"
+            row, key = _place(r.name)
+            panels.append(CurvePanel(title, r.row["loss"], r.curves, None, row, "", key))
+        return panels
+    seeds = {m.row["seed"] for _, members in groups for m in members if m.row["seed"] is not None}
+    panels = []
+    for name, members in groups:
+        ok = _ok(members)
+        means, bands = mean_curves([m.curves for m in ok]) if ok else ({}, {})
+        row, key = _place(name)
+        panels.append(
+            CurvePanel(
+                f"{name or '(defaults)'} ({len(ok)} seed{'s' * (len(ok) != 1)})",
+                members[0].row["loss"],
+                means,
+                bands,
+                row,
+                _missing_note(members, seeds),
+                key,
+            )
+        )
+    return panels
 
 
 # settings that are columns already, and those that tell how a run ran, not what it is
@@ -88,6 +160,9 @@ def _telling_apart(runs: list[Run]) -> list[str]:
 def _group_rows(groups: list[tuple[str, list[Run]]], selection: str) -> list[dict[str, Any]]:
     rows = []
     for name, members in groups:
+        members = _ok(members)
+        if not members:
+            continue
         first = members[0].row
         row: dict[str, Any] = {
             "best": "",
@@ -217,7 +292,7 @@ def report(path: Path, out_dir: Path | None = None) -> list[dict[str, Any]]:
         text += [f"**{failed} run(s) failed**: see `error.txt` in their folders.", ""]
     text += [
         "Accuracies, NLL, ECE and Brier are measured on the full splits after the last epoch; "
-        "gap = train - test accuracy; NLL, ECE and Brier compare across losses, the loss values "
+        "gap = train - test accuracy (on the true training labels under label noise); NLL, ECE and Brier compare across losses, the loss values "
         "do not; s/epoch = seconds of training and evaluation per epoch.",
         "",
         table,
@@ -238,22 +313,12 @@ def report(path: Path, out_dir: Path | None = None) -> list[dict[str, Any]]:
         )
         text += ["## Over seeds", "", group_table, ""]
         printed += "\n\n" + group_table
-        panels = []
-        for name, members in groups:
-            means, bands = mean_curves([m.curves for m in members])
-            panels.append((f"{name} (mean of {len(members)})", means, bands, members[0].row))
-        heading = "mean over seeds with 95% band, per epoch"
+        most = max(len(_ok(members)) for _, members in groups)
+        heading = f"mean over the seeds (up to {most}) per epoch"
     else:
-        panels = [
-            (
-                r.name + ("" if r.row["status"] == "ok" else f"  [{r.row['status']}]"),
-                r.curves,
-                None,
-                r.row,
-            )
-            for r in runs
-        ]
-        heading = "train / val / test accuracy and loss per epoch"
+        groups = None
+        heading = "per epoch" if len(runs) > 1 else "one run, per epoch"
+    panels = _panels(runs, groups)
     (out_dir / "summary.md").write_text("\n".join([*text, "![curves](curves.png)", ""]))
     if panels:
         plot_curves(panels, heading, out_dir / "curves.png")

@@ -48,7 +48,8 @@ class StudyError(ValueError):
 class Metric:
     """A number the verdict compares: a curve's value at the run's last epoch (``when="last"``)
     or at the epoch its validation accuracy picks (``"early"``: early stopping); ``higher``: more
-    is better; ``word``: the verdict's word for the better loss."""
+    is better; ``word``: the verdict's word for the better loss; ``axis``: the figures' name of
+    the curve (metrics of one curve share a panel)."""
 
     name: str
     curve: str
@@ -57,6 +58,7 @@ class Metric:
     short: str
     higher: bool = True
     word: str = "{} better"
+    axis: str = "test accuracy"
 
 
 METRICS = {
@@ -69,7 +71,8 @@ METRICS = {
                "test acc (early-stopped)"),
         Metric("memorized", MEMORIZED, "last",
                "fraction of the flipped training labels predicted as their wrong label after the "
-               "last epoch (memorization)", "memorized", higher=False, word="{} memorizes less"),
+               "last epoch (memorization)", "memorized", higher=False, word="{} memorizes less",
+               axis="memorized: flipped training labels predicted as flipped"),
     )
 }  # fmt: skip
 # reported next to the compared metrics in each loss's table, compared by no test

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from losslab.read.figures import plot_noise, plot_reliability, pooled_bins
+from losslab.read.figures import Series, ValuePanel, plot_noise, plot_reliability, pooled_bins
 from losslab.read.stats import (
     ALPHA,
     POWER,
@@ -30,6 +30,7 @@ from losslab.run.rundir import RunDir
 from losslab.study.candidates import load_candidates
 from losslab.study.catalogue import ARMS, REPORTED, Catalogue, Metric, StudyError
 from losslab.study.selection import Choice, StageRun, choose_per_seed, fixed_lr, stage_runs
+from losslab.study.views import views_text
 
 __all__ = ["verdict"]
 
@@ -303,6 +304,9 @@ may lie outside it).
 
 {_figure_links(catalogue)}
 """
+    views = views_text(study_dir, catalogue)
+    if views:
+        text += f"\n## TensorBoard\n\n```\n{views}\n```\n"
     (study_dir / "verdict.md").write_text(text)
     fields = [
         "arm", "metric", "value", "first", "second", "seeds", "diff", "sd", "ci_low", "ci_high",
@@ -332,7 +336,7 @@ may lie outside it).
     ]
     write_csv(flat, list(dict.fromkeys(k for r in flat for k in r)), study_dir / "losses.csv")
     print(
-        "\n\n".join(printed)
+        "\n\n".join([*printed, *([views] if views else [])])
         + f"\n\nlosslab-study: verdict.md, verdict.csv, losses.csv in {study_dir}"
     )
 
@@ -344,17 +348,11 @@ def _figure_links(catalogue: Catalogue) -> str:
 
 
 def _figures(study_dir: Path, catalogue: Catalogue, arms: list) -> None:
-    if catalogue.clean is not None:  # a noise-like study: accuracy against the compared value
-        lines = {}
-        for arm, metrics, _, per_loss, _ in arms:
-            for m in metrics:
-                if m.name in ("test_acc", "test_at_best"):
-                    when = "last epoch" if m.when == "last" else "early-stopped"
-                    lines[f"{arm.name}, {when}"] = {
-                        loss: [(r["value"], r[m.name]) for r in per_loss if r["loss"] == loss]
-                        for loss in catalogue.losses
-                    }
-        plot_noise(lines, study_dir / "noise.png")
+    if catalogue.clean is not None:  # a noise-like study: each arm's metrics against the value
+        arms_said = "; ".join(f"{arm.name}: {arm.title}" for arm, *_ in arms)
+        plot_noise(
+            _value_panels(catalogue, arms), catalogue.label, study_dir / "noise.png", arms_said
+        )
         return
     _, metrics, cells, _, _ = arms[0]
     first = metrics[0].name
@@ -372,4 +370,27 @@ def _figures(study_dir: Path, catalogue: Catalogue, arms: list) -> None:
         panels,
         "Reliability of the final models on the test set (seeds pooled)",
         study_dir / "reliability.png",
+        catalogue.label,
     )
+
+
+def _value_panels(catalogue: Catalogue, arms: list) -> list[ValuePanel]:
+    """Per arm (in the study's order), a panel per curve its metrics read: the test accuracy
+    (last epoch and early-stopped in one panel), then memorization; each seed's value."""
+    panels = []
+    for arm, metrics, cells, _, _ in arms:
+        for curve in dict.fromkeys(m.curve for m in metrics):
+            same = [m for m in metrics if m.curve == curve]
+            what = same[0].axis.split(":")[0]
+            panel = ValuePanel(f"{arm.name} arm: {what}", curve, same[0].axis)
+            for m in same:
+                for loss in catalogue.losses:
+                    points = {
+                        value: [c.values[m.name] for c in cells[(value, lo)].values()]
+                        for value, lo in sorted(cells)
+                        if lo == loss
+                    }
+                    if points:
+                        panel.series.append(Series(loss, m.when, points))
+            panels.append(panel)
+    return panels
