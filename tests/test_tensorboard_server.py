@@ -5,6 +5,7 @@ table whose first columns are the swept keys and the selection metric, with real
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import socket
 import subprocess
@@ -130,20 +131,22 @@ def test_custom_scalars_layout_has_the_overfitting_charts(server: Server) -> Non
     assert "loss: train vs test" in titles
 
 
-def test_hparams_experiment_lists_the_swept_keys_and_the_selection_metric_first(
+def test_hparams_experiment_lists_the_keys_that_differ_and_the_deciding_metric_first(
     server: Server,
 ) -> None:
     experiment = server.post("/data/plugin/hparams/experiment", {"experimentName": ""})
     hparams = {h["name"]: h for h in experiment["hparamInfos"]}
-    # the swept keys first (TensorBoard orders the ones that differ by name), then the rest
-    assert [h["name"] for h in experiment["hparamInfos"][:2]] == ["batch_size", "loss"]
-    assert [h.get("differs", False) for h in experiment["hparamInfos"][:3]] == [True, True, False]
-    assert hparams["from_logits"]["type"] == "DATA_TYPE_BOOL"
+    # the swept keys (TensorBoard orders the ones that differ by name), then how each run ended;
+    # the keys every run shares (from_logits, activation, ...) are left out
+    assert list(hparams) == ["batch_size", "loss", "epochs", "status"]
+    assert [h.get("differs", False) for h in hparams.values()] == [True, True, False, False]
     assert hparams["loss"]["type"] == "DATA_TYPE_STRING"
-    assert {"cee", "sse", "sse_logits"} <= set(hparams["loss"]["domainDiscrete"])
+    assert hparams["loss"]["domainDiscrete"] == ["cee", "sse"]  # the values used, no other
     assert sorted(hparams["batch_size"]["domainDiscrete"]) == [50, 500]
+    assert "domainDiscrete" not in hparams["status"]
     metrics = [m["name"]["tag"] for m in experiment["metricInfos"]]
-    assert metrics[:2] == ["hp/val_acc", "hp/test_acc"]  # the sweep holds a validation split
+    # the deciding metric, then what is reported: last-epoch and early-stopped test accuracy
+    assert metrics[:3] == ["hp/val_acc", "hp/test_acc", "hp/test_at_best"]
 
 
 def test_hparams_table_has_one_row_per_job_with_typed_values(
@@ -173,9 +176,11 @@ def test_hparams_table_has_one_row_per_job_with_typed_values(
         seen.add((loss, batch_size))
         (session,) = group["sessions"]
         assert session["name"] == f"loss={loss},data.batch_size={batch_size}"
-        assert hparams["from_logits"] is True
+        assert "from_logits" not in hparams  # the same in every run: in its config, not here
         metrics = {m["name"]["tag"]: m["value"] for m in group["metricValues"]}
         assert 0 < metrics["hp/val_acc"] <= 1
+        assert 0 < metrics["hp/test_at_best"] <= 1
+        assert all(math.isfinite(v) for v in metrics.values())  # no NaN where a number exists
         assert hparams["status"] == "ok"
     assert seen == {(loss, bs) for loss in ("sse", "cee") for bs in (50, 500)}
 

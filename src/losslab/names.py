@@ -15,9 +15,12 @@ __all__ = [
     "PIXEL_MEAN",
     "PIXEL_STD",
     "SPLITS",
+    "TEST_ACC",
     "TEST_IMAGES",
+    "TRAIN_ACC",
     "TRAIN_IMAGES",
     "TRUE_ACC",
+    "VAL_ACC",
     "logged_tags",
     "mode",
     "tag",
@@ -42,7 +45,8 @@ def tag(kind: str, split: str) -> str:
     return f"{kind}/{split}"
 
 
-GAP = "gap/acc"  # acc/train - acc/test
+TRAIN_ACC, VAL_ACC, TEST_ACC = (tag("acc", split) for split in SPLITS)  # the accuracy curves
+GAP = "gap/acc"  # acc/train - acc/test; under label noise acc/train_true - acc/test
 EPOCH_TIME = "time/epoch"  # seconds of an epoch's training and evaluation
 LR = "lr"  # the optimizer's learning rate during the epoch
 BATCH_LOSS = "batch/loss"  # the minibatch loss (x axis = optimizer step)

@@ -234,10 +234,11 @@ def test_final_metrics_put_the_selection_metric_first():
         "hp/gap_acc": 0.01,
         "hp/val_loss": pytest.approx(0.15),
         "hp/best_val_acc": 0.90,
+        "hp/test_at_best": 0.8,  # test at the epoch of the best validation accuracy
     }
-    assert list(metrics)[:2] == ["hp/val_acc", "hp/test_acc"]
-    module.history[-1].pop("gap/acc")  # no train split measured: the gap is unknown
-    assert math.isnan(module.final_metrics()["hp/gap_acc"])
+    assert list(metrics)[:3] == ["hp/val_acc", "hp/test_acc", "hp/test_at_best"]
+    module.history[-1].pop("gap/acc")  # no train split measured: the gap is unknown, not NaN
+    assert "hp/gap_acc" not in module.final_metrics()
     assert classifier().final_metrics() == {}
     module.history = history(with_val=False)
     metrics = module.final_metrics()

@@ -378,7 +378,25 @@ def test_final_metrics_of_a_run_that_measured_val_alone_have_no_test_entries() -
                {"epoch": 1, "acc/val": 0.75, "loss/val": 1.0}]  # fmt: skip
     assert final_metrics(history) == {
         "hp/val_acc": 0.75,
-        "hp/gap_acc": pytest.approx(math.nan, nan_ok=True),
-        "hp/val_loss": 1.0,
         "hp/best_val_acc": 0.75,
-    }
+        "hp/val_loss": 1.0,
+    }  # no test split: no test accuracy and no gap, rather than NaN
+
+
+def test_final_metrics_put_the_deciding_then_the_reported_accuracies_first() -> None:
+    from losslab.lit.metrics import final_metrics
+
+    def epoch(e, val, test):
+        return {"epoch": e, "acc/val": val, "acc/test": test, "acc/train": 0.9, "loss/val": 1.0,
+                **{f"{k}/test": 0.1 * e for k in ("loss", "nll", "brier", "ece")},
+                "gap/acc": 0.9 - test}  # fmt: skip
+
+    # validation peaks at epochs 1 and 3 (a tie: the first one stops early), and is NaN at 2
+    history = [epoch(0, 0.1, 0.1), epoch(1, 0.8, 0.7), epoch(2, math.nan, 0.2),
+               epoch(3, 0.8, 0.75), epoch(4, 0.6, 0.65)]  # fmt: skip
+    out = final_metrics(history)
+    assert list(out)[:3] == ["hp/val_acc", "hp/test_acc", "hp/test_at_best"]
+    assert (out["hp/val_acc"], out["hp/test_acc"], out["hp/test_at_best"]) == (0.6, 0.65, 0.7)
+    assert out["hp/best_val_acc"] == 0.8
+    assert out["hp/gap_acc"] == pytest.approx(0.25)
+    assert not any(math.isnan(v) for v in out.values())

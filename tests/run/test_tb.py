@@ -64,28 +64,38 @@ def test_a_runs_columns_come_from_its_config_and_its_chosen_groups():
     )
 
 
-def test_the_swept_columns_come_first_and_offer_their_values_in_the_sidebar():
+def test_a_sweeps_table_shows_the_keys_that_differ_with_only_the_values_it_uses():
     hparams = {"loss": "cee", "lr": 0.1, "batch_size": 100, "optimizer": "sgd",
-               "from_logits": True, "hidden": "100", "seed": 0}  # fmt: skip
-    swept = {"model.hidden": ["[100]", "[50,20]"], "optimizer.lr": ["1", "0.1"],
+               "from_logits": True, "hidden": "100", "seed": 0, "activation": "relu"}  # fmt: skip
+    swept = {"model.hidden": ["[100]", "[50,20]"], "data.batch_size": ["32", "100"],
              "loss.from_logits": ["true", "false"], "seed": ["3", "1"], "loss": ["sse", "cee"]}  # fmt: skip
-    options = {"loss": ["sse", "cee", "mae"], "optimizer": ["sgd", "adam"]}
-    ordered, differs, domains = tb.hparams_layout(hparams, swept, options)
-    assert differs == ["hidden", "lr", "from_logits", "seed", "loss"]
-    assert list(ordered) == [*differs, "batch_size", "optimizer"]
-    assert ordered == hparams
+    columns, differs, domains = tb.hparams_layout(hparams, swept, ["lr"])
+    # the swept keys as swept, then what the config computes from them; the shared keys
+    # (optimizer, activation) are left out, so the first columns are those that tell runs apart
+    assert differs == ["hidden", "batch_size", "from_logits", "seed", "loss", "lr"]
+    assert columns == differs
     assert domains == {
-        "loss": ["cee", "mae", "sse"],  # every config of the group, not only the swept ones
-        "optimizer": ["adam", "sgd"],
-        "status": ["diverged", "ok"],
         "hidden": ["100", "50-20"],
-        "lr": [0.1, 1.0],
+        "batch_size": [32.0, 100.0],
         "seed": [1.0, 3.0],
-    }
-    ordered, differs, domains = tb.hparams_layout(hparams, {}, {})
+        "loss": ["cee", "sse"],  # the swept losses only: no checkbox for a loss no run used
+    }  # a derived column (lr) has no domain: its values are not known before the runs
+    columns, differs, domains = tb.hparams_layout(hparams, {}, [])
     assert differs == ["loss", "lr", "batch_size"]  # a single run: what a user compares first
-    assert list(ordered)[:3] == differs
-    assert domains == {"status": ["diverged", "ok"]}
+    assert columns == [*differs, "optimizer", "from_logits", "hidden", "seed", "activation"]
+    assert domains == {}
+
+
+def test_a_studys_lr_computed_from_the_swept_keys_is_a_column_that_differs():
+    final = composed("experiment=study_final")
+    swept = {"loss": ["cee", "sse"], "data.batch_size": ["100"], "study.lr_rank": ["0", "1"],
+             "seed": ["0", "1"]}  # fmt: skip
+    assert tb.derived_columns(final, swept) == ["lr"]
+    fixed = composed("experiment=noise_fixed")
+    assert tb.derived_columns(fixed, {"loss": ["cee"], "seed": ["0", "1"]}) == ["lr"]
+    # an lr set on the command line, or an interpolation of no swept key, is no derived column
+    assert tb.derived_columns(composed("optimizer.lr=0.3"), swept) == []
+    assert tb.derived_columns(final, {"model.hidden": ["[10]"]}) == []
 
 
 def test_the_experiment_proto_types_each_column_and_keeps_the_metric_order():
@@ -133,14 +143,15 @@ def test_the_callback_writes_the_layout_at_the_start_and_hparams_at_the_end(tmp_
                {"epoch": 2, "acc/test": 0.9}]  # fmt: skip
     module = SimpleNamespace(history=history, status="ok",
                              final_metrics=lambda: {"hp/val_acc": 0.85, "hp/test_acc": 0.9})  # fmt: skip
-    callback = TensorBoardSummary({"loss": "cee", "lr": 0.1}, ["lr"], {"loss": ["cee", "sse"]},
-                                  replay=True)  # fmt: skip
+    callback = TensorBoardSummary({"loss": "cee", "lr": 0.1, "hidden": "100"}, ["loss", "lr"],
+                                  ["lr"], {"loss": ["cee", "sse"]}, replay=True)  # fmt: skip
     callback.on_fit_start(trainer, module)
     callback.on_train_start(trainer, module)  # replay: the checkpoint's curves come along
     callback.on_fit_end(trainer, module)
     logger.experiment.flush()
     saved = yaml.safe_load((tmp_path / "hparams.yaml").read_text())
-    assert saved == {"loss": "cee", "lr": 0.1, "epochs": 2, "status": "ok"}
+    # hparams.yaml keeps every column; the table those of the layout
+    assert saved == {"loss": "cee", "lr": 0.1, "hidden": "100", "epochs": 2, "status": "ok"}
     events = EventAccumulator(str(tmp_path), size_guidance={"scalars": 0, "tensors": 0})
     events.Reload()
     scalars = {t: [(s.step, round(s.value, 4)) for s in events.Scalars(t)]
@@ -163,14 +174,14 @@ def test_the_callback_writes_nothing_on_other_ranks_or_without_tensorboard(tmp_p
     logger = TensorBoardLogger(str(tmp_path), name="", version="")
     module = SimpleNamespace(history=[{"epoch": 0, "acc/test": 0.1}], status="diverged",
                              final_metrics=lambda: {})  # fmt: skip
-    callback = TensorBoardSummary({"loss": "cee"}, [], {}, replay=True)
+    callback = TensorBoardSummary({"loss": "cee"}, ["loss"], [], {}, replay=True)
     for trainer in (SimpleNamespace(is_global_zero=False, loggers=[logger]),
                     SimpleNamespace(is_global_zero=True, loggers=[])):  # fmt: skip
         callback.on_fit_start(trainer, module)
         callback.on_train_start(trainer, module)
         callback.on_fit_end(trainer, module)
     assert list(tmp_path.iterdir()) == []
-    callback = TensorBoardSummary({"loss": "cee"}, [], {})  # no replay: a run of its own
+    callback = TensorBoardSummary({"loss": "cee"}, ["loss"], [], {})  # no replay: its own run
     trainer = SimpleNamespace(is_global_zero=True, loggers=[logger])
     callback.on_train_start(trainer, module)
     callback.on_fit_end(trainer, SimpleNamespace(history=[], status="diverged",
@@ -181,20 +192,6 @@ def test_the_callback_writes_nothing_on_other_ranks_or_without_tensorboard(tmp_p
     assert events.Tags()["scalars"] == []
     saved = json.loads(json.dumps(yaml.safe_load((tmp_path / "hparams.yaml").read_text())))
     assert saved == {"loss": "cee", "epochs": 0, "status": "diverged"}
-
-
-def test_the_sidebar_offers_every_loss_and_optimizer_config_asked_of_hydra_once():
-    from losslab.run import build
-
-    build._OPTIONS.clear()
-    with initialize_config_dir(CONF_DIR, version_base="1.3"):
-        options = build._group_options()
-        assert options == {
-            "loss": ["cee", "mae", "sse", "sse_logits"],
-            "optimizer": ["adam", "sgd"],
-        }
-        assert build._group_options() is options  # the same search path: asked once
-    assert len(build._OPTIONS) == 1
 
 
 def test_number_domains_are_numbers_in_the_experiment_proto():
@@ -220,11 +217,9 @@ def test_a_sessions_start_and_end_times_are_when_it_was_written():
 def test_a_swept_key_without_a_column_name_keeps_its_override_key_and_its_values():
     hparams = {"loss": "cee", "lr": 0.1, "trainer.max_epochs": 5, "scheduler": "step"}
     swept = {"trainer.max_epochs": ["5", "1"], "scheduler": ["step", "cosine"]}
-    ordered, differs, domains = tb.hparams_layout(hparams, swept, {})
-    assert differs == ["trainer.max_epochs", "scheduler"]
-    assert list(ordered) == [*differs, "loss", "lr"]
+    columns, differs, domains = tb.hparams_layout(hparams, swept)
+    assert differs == columns == ["trainer.max_epochs", "scheduler"]
     assert domains == {
-        "status": ["diverged", "ok"],
         "trainer.max_epochs": [1.0, 5.0],
         "scheduler": ["cosine", "step"],
     }

@@ -5,9 +5,10 @@ the model is evaluated in eval mode on every loader of ``val_dataloader()`` (for
 :class:`~losslab.lit.data.MNISTDataModule`: the whole training set, the optional validation split
 and the test set), and the metrics of :mod:`losslab.lit.metrics` are written per split
 (``loss/<split>``, ``acc/<split>``, ``nll/<split>``, ``brier/<split>``, ``ece/<split>``), with
-``gap/acc`` (train - test accuracy), ``time/epoch`` (seconds of the epoch's training and
-evaluation) and ``lr`` (the learning rate the epoch trained with), the epoch as the x axis. Epoch 0 is measured by Lightning's sanity check, so the
-trainer must run it in full (``num_sanity_val_steps=-1``, as every config in ``conf/trainer``
+``gap/acc`` (train - test accuracy; under label noise the true-label train accuracy - test),
+``time/epoch`` (seconds of the epoch's training and evaluation) and ``lr`` (the learning rate
+the epoch trained with), the epoch as the x axis. Epoch 0 is measured by Lightning's sanity
+check, so the trainer must run it in full (``num_sanity_val_steps=-1``, as every config in ``conf/trainer``
 does).
 
 The module owns its input preprocessing: it takes raw MNIST images (uint8 0-255, or floats in
@@ -37,7 +38,20 @@ from torch import Tensor, nn
 from losslab.lit.metrics import EpochMetrics, final_metrics
 from losslab.lit.spec import Spec, make
 from losslab.losses import CEELoss
-from losslab.names import BATCH_LOSS, EPOCH_TIME, GAP, KINDS, LR, PIXEL_MEAN, PIXEL_STD, SPLITS
+from losslab.names import (
+    BATCH_LOSS,
+    EPOCH_TIME,
+    GAP,
+    KINDS,
+    LR,
+    PIXEL_MEAN,
+    PIXEL_STD,
+    SPLITS,
+    TEST_ACC,
+    TRAIN_ACC,
+    TRUE_ACC,
+    VAL_ACC,
+)
 
 __all__ = ["LOSS_INPUTS", "Classifier", "scale_pixels"]
 
@@ -295,12 +309,14 @@ class Classifier(L.LightningModule):
         metrics: dict[str, Tensor] = {}
         for split in self._splits:
             metrics.update(self._compute(split))
-        if "acc/train" in metrics and "acc/test" in metrics:
-            metrics[GAP] = metrics["acc/train"] - metrics["acc/test"]
+        if TRAIN_ACC in metrics and TEST_ACC in metrics:
+            # overfitting: what the model gets right on its training images and not on new ones;
+            # under label noise on their true labels (the noisy ones are partly unlearnable)
+            metrics[GAP] = metrics.get(TRUE_ACC, metrics[TRAIN_ACC]) - metrics[TEST_ACC]
         # For callbacks that monitor a metric (ModelCheckpoint(monitor="acc/val"), EarlyStopping)
         # and the progress bar; the loggers get the epoch-indexed values below. The values are
         # already global after compute(): sync_dist only tells Lightning so.
-        shown = {k: v for k, v in metrics.items() if k in ("acc/val", "acc/test")}
+        shown = {k: v for k, v in metrics.items() if k in (VAL_ACC, TEST_ACC)}
         rest = {k: v for k, v in metrics.items() if k not in shown}
         self.log_dict(shown, logger=False, sync_dist=True, prog_bar=True)
         self.log_dict(rest, logger=False, sync_dist=True)

@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
-from losslab.names import GAP, KINDS, MEMORIZED, SPLITS, TRUE_ACC, tag
+from losslab.names import GAP, KINDS, MEMORIZED, SPLITS, TEST_ACC, TRUE_ACC, VAL_ACC, tag
 
 __all__ = ["CALIBRATION_BINS", "EpochMetrics", "SplitMetrics", "final_metrics", "objective"]
 
@@ -163,25 +163,36 @@ class EpochMetrics(nn.Module):
 
 
 def final_metrics(history: list[dict[str, Any]]) -> dict[str, float]:
-    """The HPARAMS metrics of a run's last epoch, the one to choose by first: ``hp/val_acc`` when
-    there is a validation split (choices are made on it), else ``hp/test_acc``; test is reported."""
+    """The HPARAMS metrics of a run, the one to choose by first: ``hp/val_acc`` (the last epoch's)
+    when there is a validation split (choices are made on it), then what is reported: the last
+    epoch's ``hp/test_acc`` and, with both splits, ``hp/test_at_best``, the test accuracy at the
+    first epoch of the best validation accuracy (early stopping); then the rest. A metric the
+    run does not measure is left out (never NaN)."""
     if not history:
         return {}
     last = history[-1]
-    has_val, has_test = "acc/val" in last, "acc/test" in last
-    out = {"hp/val_acc": last["acc/val"]} if has_val else {}
-    for kind in ("acc", "ece", "nll", "brier", "loss") if has_test else ():
-        out[f"hp/test_{kind}"] = last[f"{kind}/test"]
-    out["hp/gap_acc"] = last.get(GAP, math.nan)
+    has_val, has_test = VAL_ACC in last, TEST_ACC in last
+    out = {"hp/val_acc": last[VAL_ACC]} if has_val else {}
+    if has_test:
+        out["hp/test_acc"] = last[TEST_ACC]
+    if has_val and has_test:  # early stopping: the first epoch of the best validation accuracy
+        finite = [h for h in history if math.isfinite(h[VAL_ACC])] or history
+        best = max(finite, key=lambda h: (h[VAL_ACC], -h["epoch"]))
+        out["hp/test_at_best"] = best[TEST_ACC]
     if has_val:
-        out["hp/val_loss"] = last["loss/val"]
-        out["hp/best_val_acc"] = max(h["acc/val"] for h in history)
+        out["hp/best_val_acc"] = max(h[VAL_ACC] for h in history)
     elif has_test:
-        out["hp/best_test_acc"] = max(h["acc/test"] for h in history)
+        out["hp/best_test_acc"] = max(h[TEST_ACC] for h in history)
+    if GAP in last:
+        out["hp/gap_acc"] = last[GAP]
+    for kind in ("ece", "nll", "brier", "loss") if has_test else ():
+        out[f"hp/test_{kind}"] = last[tag(kind, "test")]
+    if has_val:
+        out["hp/val_loss"] = last[tag("loss", "val")]
     return out
 
 
 def objective(history: list[dict[str, Any]]) -> float:
     """The number a sweeper (Optuna, Ax, ...) maximises: the last epoch's validation accuracy.
     NaN without a validation split: choosing on the test set would not be a fair choice."""
-    return history[-1].get("acc/val", math.nan) if history else math.nan
+    return history[-1].get(VAL_ACC, math.nan) if history else math.nan

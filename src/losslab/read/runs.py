@@ -15,7 +15,7 @@ from typing import Any
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from losslab.names import EPOCH_TIME, GAP
+from losslab.names import EPOCH_TIME, GAP, TEST_ACC, TRAIN_ACC, VAL_ACC, tag
 from losslab.run.rundir import RunDir, find_runs
 
 # tensorboard's reader logs an INFO line per event file read ("No path found after ...")
@@ -51,14 +51,11 @@ COLUMNS = {
 }
 # row key -> the epoch-curve tag whose last value it is
 FINAL = {
-    "val_acc": "acc/val",
-    "test_acc": "acc/test",
-    "train_acc": "acc/train",
+    "val_acc": VAL_ACC,
+    "test_acc": TEST_ACC,
+    "train_acc": TRAIN_ACC,
     "gap": GAP,
-    "test_nll": "nll/test",
-    "test_ece": "ece/test",
-    "test_brier": "brier/test",
-    "test_loss": "loss/test",
+    **{f"test_{kind}": tag(kind, "test") for kind in ("nll", "ece", "brier", "loss")},
 }
 Curve = list[tuple[int, float]]
 
@@ -85,9 +82,9 @@ def read_curves(run_dir: Path) -> dict[str, Curve]:
     events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})  # 0 = every point
     events.Reload()
     curves = {}
-    for tag in events.Tags()["scalars"]:
-        by_step = {e.step: float(e.value) for e in events.Scalars(tag)}
-        curves[tag] = sorted(by_step.items())
+    for name in events.Tags()["scalars"]:
+        by_step = {e.step: float(e.value) for e in events.Scalars(name)}
+        curves[name] = sorted(by_step.items())
     return curves
 
 
@@ -135,8 +132,8 @@ def read_run(run_dir: Path, root: Path) -> Run:
     result = run.result()
     curves = read_curves(run_dir) if run.event_files() else _history_curves(result)
     settings = _settings(run, result)
-    selection = "val" if curves.get("acc/val") else "test"
-    finite = [(v, -epoch) for epoch, v in curves.get(f"acc/{selection}", []) if math.isfinite(v)]
+    selection = "val" if curves.get(VAL_ACC) else "test"
+    finite = [(v, -epoch) for epoch, v in curves.get(tag("acc", selection), []) if math.isfinite(v)]
     best_acc, minus_epoch = max(finite) if finite else (None, None)  # first epoch on a tie
     best_epoch = -minus_epoch if minus_epoch is not None else None
     times = [v for epoch, v in curves.get(EPOCH_TIME, []) if epoch > 0]
@@ -149,12 +146,12 @@ def read_run(run_dir: Path, root: Path) -> Run:
         "label_noise": _number(settings.get("label_noise"), float),
         "seed": _number(settings.get("seed"), int),
         "epochs": next(
-            (curves[t][-1][0] for t in ("acc/test", "acc/val", "acc/train") if curves.get(t)), None
+            (curves[t][-1][0] for t in (TEST_ACC, VAL_ACC, TRAIN_ACC) if curves.get(t)), None
         ),
         **{key: curves[tag][-1][1] if curves.get(tag) else None for key, tag in FINAL.items()},
         "best_epoch": best_epoch,
         "best_acc": best_acc,
-        "test_at_best": dict(curves.get("acc/test", [])).get(best_epoch),
+        "test_at_best": dict(curves.get(TEST_ACC, [])).get(best_epoch),
         "sec_per_epoch": sum(times) / len(times) if times else None,
         "status": run.status(),
         "error": run.error_line(),

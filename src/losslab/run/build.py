@@ -14,7 +14,6 @@ import sys
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from hydra.core.global_hydra import GlobalHydra
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
@@ -24,7 +23,6 @@ from losslab.lit.classifier import Classifier
 from losslab.lit.data import MNISTDataModule
 from losslab.lit.spec import make, target
 from losslab.lit.trainer import Trainer
-from losslab.models import ACTIVATIONS
 from losslab.run import tb
 from losslab.run.callbacks import EpochLog, TensorBoardSummary
 from losslab.run.checkpoints import read_checkpoint
@@ -109,19 +107,6 @@ def _load_weights(module: Classifier, path: str) -> None:
     module.load_state_dict(state)
 
 
-def _group_options() -> dict[str, list[str]]:
-    """The configs a user can choose for ``loss`` and ``optimizer`` (the HPARAMS filters), asked
-    of Hydra once per process and config search path (a sweep worker's jobs share them)."""
-    loader = GlobalHydra.instance().config_loader()
-    key = repr(loader.get_sources())
-    if key not in _OPTIONS:
-        _OPTIONS[key] = {g: sorted(loader.get_group_options(g)) for g in ("loss", "optimizer")}
-    return _OPTIONS[key]
-
-
-_OPTIONS: dict[str, dict[str, list[str]]] = {}
-
-
 def _logger(spec: Mapping[str, Any], purge_step: int | None) -> Any:
     """A logger from its config; resumed in place (``purge_step``: the step after the
     checkpoint's), TensorBoard hides what the interrupted start wrote past the checkpoint."""
@@ -158,12 +143,12 @@ def build(
     prepare(datamodule)
     if cfg.init_from is not None:
         _load_weights(module, cfg.init_from)
-    options = {**_group_options(), "activation": list(ACTIVATIONS)}
     hparams = tb.run_hparams(cfg, choices, list(swept))
-    hparams, differs, domains = tb.hparams_layout(hparams, swept, options)
+    derived = tb.derived_columns(cfg, swept)
+    columns, differs, domains = tb.hparams_layout(hparams, swept, derived)
     progress = cfg.trainer.enable_progress_bar and console and sys.stdout.isatty()
     callbacks = [make(c) for c in (_plain(cfg.callbacks) or {}).values()]
-    callbacks += [TensorBoardSummary(hparams, differs, domains, replay)]
+    callbacks += [TensorBoardSummary(hparams, columns, differs, domains, replay)]
     callbacks += [EpochLog(console and not progress)]
     if progress:
         callbacks.append(RichProgressBar())

@@ -15,7 +15,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from losslab import names
 from losslab.lit.classifier import Classifier
-from losslab.names import EPOCH_TIME
+from losslab.names import EPOCH_TIME, SPLITS, tag
 from losslab.run import tb
 
 __all__ = ["EarlyStopping", "EpochCheckpoint", "EpochLog", "TensorBoardSummary"]
@@ -96,11 +96,12 @@ class EpochLog(Callback):
             return
         self.printed = h["epoch"]
         parts = [f"epoch {h['epoch']:>3}"]
-        for split in ("train", "val", "test"):
-            if f"acc/{split}" in h:
-                parts.append(f"{split} acc {h[f'acc/{split}']:.4f} loss {h[f'loss/{split}']:.4f}")
-        if "nll/test" in h:
-            parts.append(f"test nll {h['nll/test']:.4f} ece {h['ece/test']:.4f}")
+        for split in SPLITS:
+            if tag("acc", split) in h:
+                acc, loss = h[tag("acc", split)], h[tag("loss", split)]
+                parts.append(f"{split} acc {acc:.4f} loss {loss:.4f}")
+        if tag("nll", "test") in h:
+            parts.append(f"test nll {h[tag('nll', 'test')]:.4f} ece {h[tag('ece', 'test')]:.4f}")
         if EPOCH_TIME in h:
             parts.append(f"{h[EPOCH_TIME]:.1f} s")
         log.info("  |  ".join(parts), extra={"console": self.console})
@@ -111,13 +112,19 @@ class EpochLog(Callback):
 
 class TensorBoardSummary(Callback):
     """The chart layout at the start; HPARAMS (experiment, this run's values and status, the
-    ``hp/*`` metrics) at the end. ``replay``: a new folder started from another run's checkpoint
-    gets that run's curves first."""
+    ``hp/*`` metrics) at the end: the table gets the ``columns`` of ``hparams``
+    (:func:`losslab.run.tb.hparams_layout`), ``hparams.yaml`` all of them. ``replay``: a new
+    folder started from another run's checkpoint gets that run's curves first."""
 
     def __init__(
-        self, hparams: dict[str, Any], differs: list[str], domains: dict, replay: bool = False
+        self,
+        hparams: dict[str, Any],
+        columns: list[str],
+        differs: list[str],
+        domains: dict,
+        replay: bool = False,
     ) -> None:
-        self.hparams, self.differs, self.domains = hparams, differs, domains
+        self.hparams, self.columns, self.differs, self.domains = hparams, columns, differs, domains
         self.replay = replay
 
     def _writers(self, trainer: L.Trainer) -> list[TensorBoardLogger]:
@@ -142,16 +149,17 @@ class TensorBoardSummary(Callback):
             return
         epochs = module.history[-1]["epoch"] if module.history else 0
         hparams = {**self.hparams, "epochs": epochs, "status": module.status}
+        table = {n: hparams[n] for n in [*self.columns, "epochs", "status"]}
         metrics = module.final_metrics()
-        experiment = tb.experiment_summary(hparams, list(metrics), self.differs, self.domains)
-        start, end = tb.session_summaries(hparams, module.status)
+        experiment = tb.experiment_summary(table, list(metrics), self.differs, self.domains)
+        start, end = tb.session_summaries(table, module.status)
         for logger in writers:
             logger.hparams.update(hparams)
             save_hparams_to_yaml(Path(logger.log_dir) / "hparams.yaml", logger.hparams)
             writer = logger.experiment
             for summary in (experiment, start):
                 writer.file_writer.add_summary(summary)
-            for tag, value in metrics.items():
-                writer.add_scalar(tag, value, epochs)
+            for name, value in metrics.items():
+                writer.add_scalar(name, value, epochs)
             writer.file_writer.add_summary(end)
             writer.flush()

@@ -6,9 +6,11 @@ hyperparameters differ. What TensorBoard 2.21 does with them:
 
 - the backend sorts the experiment's hyperparameters by ``differs`` first, then by name
   (``backend_context._sort_and_reduce_to_hparams_limit``); the table shows the first five and
-  the first five metrics, in the order written. So the swept keys (``differs=True``) come first,
-  and the selection metric is written first;
-- a discrete domain gives the sidebar one checkbox per value (fewer than 10 values);
+  the first five metrics, in the order written. So a sweep's experiment holds the keys that
+  differ between its runs only (the swept ones and those computed from them, such as a study's
+  ``lr``), and the selection metric is written first, then the test accuracies;
+- a discrete domain gives the sidebar one checkbox per value (fewer than 10 values): only the
+  values the sweep uses;
 - numbers are shown with ``toPrecision(5)`` (``32.000``, ``1024.0``): TensorBoard has no integer
   type, and writing integers as strings would lose numeric sorting and the parallel-coordinates
   axes, so they stay numbers;
@@ -28,30 +30,40 @@ from omegaconf import Container, DictConfig, OmegaConf
 from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 
-from losslab.names import GAP, MEMORIZED, TRAIN_IMAGES, TRUE_ACC
+from losslab.names import (
+    GAP,
+    MEMORIZED,
+    SPLITS,
+    TEST_ACC,
+    TRAIN_ACC,
+    TRAIN_IMAGES,
+    TRUE_ACC,
+)
 
 __all__ = [
     "HPARAM_KEYS",
     "OVERFITTING_LAYOUT",
+    "derived_columns",
     "experiment_summary",
     "hparams_layout",
     "run_hparams",
     "session_summaries",
 ]
 
+_SPLITS = "|".join(SPLITS)
 # CUSTOM SCALARS tab: train vs test (vs val) on one chart per metric; with label noise, the
 # accuracy on the noisy and on the true training labels, memorization and the test accuracy.
 OVERFITTING_LAYOUT = {
     "Overfitting": {
-        "accuracy: train vs test": ["Multiline", [r"acc/(train|val|test)$"]],
-        "loss: train vs test": ["Multiline", [r"loss/(train|val|test)"]],
-        "gap: train - test accuracy": ["Multiline", [GAP]],
+        "accuracy: train vs test": ["Multiline", [rf"acc/({_SPLITS})$"]],
+        "loss: train vs test": ["Multiline", [rf"loss/({_SPLITS})"]],
+        "gap: train - test accuracy (true train labels under label noise)": ["Multiline", [GAP]],
         "label noise: noisy vs true train labels, memorized, test": [
             "Multiline",
-            [rf"^(acc/train|{TRUE_ACC}|{MEMORIZED}|acc/test)$"],
+            [rf"^({TRAIN_ACC}|{TRUE_ACC}|{MEMORIZED}|{TEST_ACC})$"],
         ],
-        "calibration error (ECE)": ["Multiline", [r"ece/(train|val|test)"]],
-        "NLL (plain cross-entropy)": ["Multiline", [r"nll/(train|val|test)"]],
+        "calibration error (ECE)": ["Multiline", [rf"ece/({_SPLITS})"]],
+        "NLL (plain cross-entropy)": ["Multiline", [rf"nll/({_SPLITS})"]],
     }
 }
 # HPARAMS column -> the override key it comes from (groups: the chosen config's name)
@@ -183,23 +195,42 @@ def run_hparams(
     return out
 
 
+def derived_columns(cfg: DictConfig, swept: Iterable[str]) -> list[str]:
+    """The HPARAMS columns whose value the config computes from a swept key (a study's
+    ``optimizer.lr``, resolved per loss, batch size and rank from the tuning stage): they differ
+    between the sweep's runs although no command line sets them."""
+    refs = [f"${{{key}}}" for key in swept] + [f"choices.{key}}}" for key in swept]
+    out = []
+    for name, key in HPARAM_KEYS.items():
+        parent, _, last = key.rpartition(".")
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+        if not isinstance(node, DictConfig) or last not in node:
+            continue
+        if OmegaConf.is_interpolation(node, last):
+            expression = str(node._get_node(last)._value())
+            if any(ref in expression for ref in refs):
+                out.append(name)
+    return out
+
+
 def hparams_layout(
-    hparams: Mapping[str, Any],
-    swept: Mapping[str, list[str]],
-    options: Mapping[str, Sequence[str]],
-) -> tuple[dict[str, Any], list[str], dict[str, list[Any]]]:
-    """HPARAMS order, the columns that differ (the swept ones; a single run: loss, lr,
-    batch_size) and the values the sidebar filters offer (``options``: the choices of the
-    ``loss``, ``optimizer`` and ``activation`` columns)."""
+    hparams: Mapping[str, Any], swept: Mapping[str, list[str]], derived: Sequence[str] = ()
+) -> tuple[list[str], list[str], dict[str, list[Any]]]:
+    """``(columns, differs, domains)``: what the HPARAMS table of a sweep shows: the swept keys, then the ``derived`` columns
+    (:func:`derived_columns`), all marked ``differs``, with the values the sweep asked for as the
+    sidebar's checkboxes (``derived`` ones get none: their values are not known in advance).
+    The keys every run of the sweep shares are left out (they are in each run's config). A
+    single run (nothing swept) keeps every column, ``loss``, ``lr`` and ``batch_size`` first."""
     swept_names = [HPARAM_NAMES.get(key, key) for key in swept]
-    differs = swept_names or ["loss", "lr", "batch_size"]
-    order = [*differs, *(n for n in hparams if n not in differs)]
-    domains: dict[str, list[Any]] = {k: sorted(v) for k, v in options.items()}
-    domains["status"] = ["diverged", "ok"]
+    if not swept_names:
+        differs = ["loss", "lr", "batch_size"]
+        return [*differs, *(n for n in hparams if n not in differs)], differs, {}
+    differs = list(dict.fromkeys([*swept_names, *derived]))
+    domains: dict[str, list[Any]] = {}
     for key, values in swept.items():
         name = HPARAM_NAMES.get(key, key)
         kind = type(hparams[name])
-        if name in domains or kind is bool:
+        if kind is bool:
             continue
         parsed = [yaml.safe_load(v) for v in values]
         if kind in (int, float):
@@ -208,4 +239,4 @@ def hparams_layout(
             domains[name] = sorted(
                 {"-".join(map(str, v)) if isinstance(v, list) else str(v) for v in parsed}
             )
-    return {n: hparams[n] for n in order}, differs, domains
+    return differs, differs, domains
