@@ -46,8 +46,11 @@ FIELDS = [
     "variant",
     "word",
     "diff",
+    "sd",
     "p_holm",
     "p_tost_holm",
+    "replication",
+    "replication_tost",
 ]
 
 
@@ -87,7 +90,9 @@ def table(root: Path, variants: list[str], out: Path) -> None:
                     rows.append({"study": study, "arm": r["arm"], "value": r["value"],
                                  "comparison": f"{r['first']} - {r['second']}", "metric": r["metric"],
                                  "variant": variant, "word": r["word"], "diff": r["diff"],
-                                 "p_holm": r["p_holm"], "p_tost_holm": r["p_tost_holm"]})  # fmt: skip
+                                 "sd": r["sd"], "p_holm": r["p_holm"],
+                                 "p_tost_holm": r["p_tost_holm"], "replication": r["replication"],
+                                 "replication_tost": r["replication_tost"]})  # fmt: skip
             with (folder / "losses.csv").open() as f:
                 for r in csv.DictReader(f):
                     lrs[(study, r["arm"], r["value"], r["loss"], variant)] = r["lrs"]
