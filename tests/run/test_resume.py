@@ -30,6 +30,14 @@ def curves(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     return out
 
 
+def tensorboard_view(run_dir: Path, tag: str) -> list[tuple[int, float]]:
+    """A tag's points as TensorBoard shows the run folder: every event file read in order,
+    what a restarted writer's purge step hides left out."""
+    ea = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    ea.Reload()
+    return [(e.step, e.value) for e in ea.Scalars(tag)]
+
+
 def final(run_dir: Path) -> dict[str, float]:
     c = curves(run_dir)
     return {tag: c[tag][-1][1] for tag in ("acc/test", "loss/test", "acc/train", "nll/test")}
@@ -48,6 +56,7 @@ def interrupted_sse(tmp_path_factory, data_dir) -> tuple[Path, Path]:
         "loss=sse",
         "data.train_size=1000",
         "trainer.max_epochs=2",
+        "trainer.log_every_n_steps=1",  # every batch loss, to see what a resume writes twice
         "~hydra.callbacks.report",
         *CRASH,
     ]
@@ -70,7 +79,7 @@ def test_resume_continues_with_the_runs_own_config_to_the_uninterrupted_result(
     crashed, whole = interrupted_sse
     run = copy_of(crashed, tmp_path)
     before = tree_digest(run)
-    # the README's command: no overrides but the checkpoint and the folder
+    # the guide's command: no overrides but the checkpoint and the folder
     ok(train("ckpt_path=last", f"hydra.run.dir={run}", cwd=tmp_path))
     assert final(run) == final(whole)  # SSE all the way, bit for bit
     after = tree_digest(run)
@@ -83,6 +92,13 @@ def test_resume_continues_with_the_runs_own_config_to_the_uninterrupted_result(
     assert record["overrides"] == ["ckpt_path=last"]
     assert record["changed"] == {}
     assert [s for s, _ in curves(run)["acc/test"]] == [0, 1, 2]  # one point per epoch
+    # the killed start wrote batch losses past its checkpoint; TensorBoard, reading the folder,
+    # drops them (the resumed writer's purge step): each optimizer step once, as in the whole run
+    written = [s for s, _ in curves(run)["batch/loss"]]
+    assert len(written) > len(set(written))  # the overlap is in the files ...
+    shown, uninterrupted = (tensorboard_view(r, "batch/loss") for r in (run, whole))
+    assert shown == uninterrupted  # ... and not in what TensorBoard shows
+    assert [s for s, _ in shown] == sorted({s for s, _ in shown})
 
 
 def test_resuming_a_finished_run_changes_no_file_and_says_it_is_finished(single_run, tmp_path):
