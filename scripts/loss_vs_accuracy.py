@@ -18,7 +18,7 @@ Prints the fraction of points where each numerical derivative is exactly 0 and w
 A checkpoint brings its run's own config: its network (sizes, activation) is rebuilt from the
 checkpoint alone (``Classifier.load_from_checkpoint``), and the images are scaled as that run
 scaled them (``data.normalize``). The figure goes to ``--out``: ``docs/loss_vs_accuracy.png``
-for the model trained here (the README's figure), ``loss_vs_accuracy.png`` in the current folder
+for the model trained here (docs/loss_vs_accuracy.png), ``loss_vs_accuracy.png`` in the current folder
 for a checkpoint.
 
 The helpers ``load_mnist``, ``train_quickly`` and ``load_checkpoint`` are shared with

@@ -1,4 +1,4 @@
-"""The real ``tensorboard`` server over a real sweep serves what the README promises: runs named
+"""The real ``tensorboard`` server over a real sweep serves what docs/guide.md promises: runs named
 by their job folders, the epoch curves, the "Overfitting" custom-scalars layout, and an HPARAMS
 table whose first columns are the swept keys and the selection metric, with real types."""
 

@@ -260,7 +260,7 @@ def test_the_yaml_values_the_code_relies_on():
     trainer = resolved["trainer"]
     assert trainer["num_sanity_val_steps"] == -1  # the full sanity pass is epoch 0 of the curves
     assert trainer["use_distributed_sampler"] is False  # the data module shards its batches
-    # auto: the K = 10 the README's Performance section measures, 1 where it is not exact
+    # auto: the K = 10 docs/performance.md measures, 1 where it is not exact
     assert trainer["steps_per_call"] == "auto"
     assert trainer["_target_"] == "losslab.lit.trainer.Trainer"  # what knows steps_per_call
     assert trainer["max_time"] is None

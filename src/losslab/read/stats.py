@@ -1,7 +1,7 @@
 """The statistics losslab draws conclusions with (scipy): intervals over seeds, paired and
 unpaired differences, Holm's correction for a family of tests, equivalence (TOST) and power.
 
-The method (README, "The fair verdict"): a difference is a finding only with its spread; runs
+The method (docs/study.md, "How it decides"): a difference is a finding only with its spread; runs
 paired by seed get a paired test; a table of tests is a family (Holm); equality is claimed only
 by an equivalence test with a margin fixed before the run, otherwise the word is "inconclusive",
 with the smallest difference the design could have detected.
