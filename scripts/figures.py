@@ -76,8 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     fixed = dict(next(pages for command, pages in views(noise, catalogue) if "fixed" in command))
     shots = [
         (noise / "fixed", ["--view", fixed[NOISE_VIEW].removeprefix(URL)], "noise_tensorboard"),
-        (study / "final", ["--tab", "hparams", "--window-size", "1600,900"], "hparams"),
-        (single, ["--tab", "custom_scalars", "--window-size", "1600,1500"], "tensorboard"),
+        (study / "final", ["--tab", "hparams", "--window-size", "2000,900"], "hparams"),
+        (single, ["--tab", "custom_scalars", "--window-size", "1600,1000"], "tensorboard"),
     ]
     for folder, view, name in shots:
         out = docs / f"{name}.png"

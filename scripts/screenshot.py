@@ -46,7 +46,12 @@ from pathlib import Path
 from typing import Any
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
-TABS = {"custom_scalars": "#custom_scalars", "scalars": "#scalars", "hparams": "#hparams"}
+# the older dashboards read their smoothing from the URL's fragment: no smoothing of epoch curves
+TABS = {
+    "custom_scalars": "#custom_scalars&_smoothingWeight=0",
+    "scalars": "#scalars&_smoothingWeight=0",
+    "hparams": "#hparams",
+}
 EVENTS = "events.out.tfevents.*"
 
 
@@ -85,10 +90,13 @@ def wait_until_serving(url: str, server: subprocess.Popen, timeout: float) -> li
 
 # TensorBoard's settings (its localStorage key and fields): every point of every run in its
 # chart's range, and the charts the whole width
-TB_SETTINGS = (
-    "_tb_global_settings",
-    {"ignoreOutliers": False, "timeSeriesSettingsPaneOpened": False},
-)
+TB_SETTINGS = {
+    # the time series dashboard's settings, one JSON object
+    "_tb_global_settings": json.dumps(
+        {"ignoreOutliers": False, "timeSeriesSettingsPaneOpened": False}
+    ),
+    "_ignoreYOutliers": "false",  # the older dashboards' (custom scalars, scalars) own setting
+}
 # software WebGL: TensorBoard's time series charts draw with it
 GL_FLAGS = ("--use-gl=angle", "--use-angle=swiftshader", "--enable-unsafe-swiftshader")
 
@@ -201,11 +209,11 @@ def screenshot(browser: str, url: str, out: Path, size: str, wait_ms: int) -> No
             origin = url.split("/", 3)[:3]
             tools.call("Page.navigate", url="/".join(origin) + "/data/runs")
             tools.wait_for("Page.loadEventFired")
-            key, value = TB_SETTINGS
-            tools.call(
-                "Runtime.evaluate",
-                expression=f"localStorage.setItem({json.dumps(key)}, {json.dumps(json.dumps(value))})",
-            )
+            for key, value in TB_SETTINGS.items():
+                tools.call(
+                    "Runtime.evaluate",
+                    expression=f"localStorage.setItem({json.dumps(key)}, {json.dumps(value)})",
+                )
             tools.call("Page.navigate", url=url)
             tools.wait_for("Page.loadEventFired")
             time.sleep(wait_ms / 1000)  # TensorBoard draws its charts after fetching the data

@@ -249,16 +249,19 @@ def test_screenshot_serves_the_newest_run_to_the_browser_then_stops(tmp_path: Pa
     assert methods[-2:] == ["Page.captureScreenshot", "Browser.close"]
     # TensorBoard's settings are set on its own page before the view opens
     navigations = [p["url"] for m, p in seen["calls"] if m == "Page.navigate"]
-    (setting,) = [p["expression"] for m, p in seen["calls"] if m == "Runtime.evaluate"]
+    settings = {}
+    for expression in (p["expression"] for m, p in seen["calls"] if m == "Runtime.evaluate"):
+        key, value = re.fullmatch(r"localStorage\.setItem\((.+?), (.+)\)", expression).groups()
+        settings[json.loads(key)] = json.loads(value)
     assert methods.index("Runtime.evaluate") < len(methods) - 1 - methods[::-1].index(
         "Page.navigate"
-    )
-    key, value = re.fullmatch(r"localStorage\.setItem\((.+?), (.+)\)", setting).groups()
-    assert json.loads(key) == "_tb_global_settings"
-    assert json.loads(json.loads(value))["ignoreOutliers"] is False
+    )  # set on TensorBoard's own page, before the view opens
+    # no chart cuts its highest runs, in the time series dashboard and in the older ones
+    assert json.loads(settings["_tb_global_settings"])["ignoreOutliers"] is False
+    assert settings["_ignoreYOutliers"] == "false"
     origin, url = navigations
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+/data/runs", origin)
-    assert url == origin.removesuffix("data/runs") + "#custom_scalars"
+    assert url == origin.removesuffix("data/runs") + "#custom_scalars&_smoothingWeight=0"
     assert (tmp_path / "docs" / "shot.png").read_bytes() == PNG_MAGIC + b"fake"
     port = int(url.split(":")[2].split("/")[0])
     with pytest.raises(ConnectionRefusedError):  # the server is gone

@@ -758,3 +758,17 @@ def test_an_out_that_names_a_file_is_refused_in_one_line(tmp_path, capsys):
                               f"there; --out names a folder to write\n")  # fmt: skip
     assert (tmp_path / "out.md").read_text() == "mine"
     assert not (tmp_path / "a" / "summary.csv").exists()
+
+
+def test_a_single_runs_panel_is_titled_by_what_it_trained(drawn, tmp_path: Path) -> None:
+    settings = {**hp(lr=0.01), "train_size": 300, "val_size": 0, "hidden": "100-100"}
+    write_run(tmp_path / "run", curves([0.1, 1.0], test=[0.1, 0.8]), settings)
+    report(tmp_path / "run", out_dir=tmp_path / "out")
+    (figure,) = drawn
+    assert [t.replace("\n", " ") for t in titles(figure)] == [
+        "cee, batch size 100, lr 0.01, 300 train images, hidden 100-100, seed 0"
+    ]  # not "run", nor "." (its folder's name); wrapped to the panel's width
+    full = {**hp(lr=0.01), "train_size": 60_000, "val_size": 0, "hidden": "100"}
+    write_run(tmp_path / "full", curves([0.1, 1.0], test=[0.1, 0.8]), full)
+    report(tmp_path / "full", out_dir=tmp_path / "out2")
+    assert titles(drawn[-1]) == ["cee, batch size 100, lr 0.01, seed 0"]  # the defaults: unsaid

@@ -34,6 +34,7 @@ from typing import Any
 import yaml
 
 from losslab.errors import check_out_dir, user_main
+from losslab.names import TRAIN_IMAGES
 from losslab.read.figures import CurvePanel, mean_curves, plot_curves
 from losslab.read.runs import COLUMNS, Run, distinct, read_runs
 from losslab.read.stats import summarize
@@ -101,14 +102,18 @@ def _missing_note(members: list[Run], seeds: set[int]) -> str:
     return f"not drawn: {', '.join(left)}" if left else ""
 
 
-def _describe(row: dict[str, Any]) -> str:
-    """A single run's title: what it trained (``cee, batch size 100, lr 0.01, seed 0``)."""
+def _describe(row: dict[str, Any], settings: dict[str, Any]) -> str:
+    """A single run's title: what it trained (``cee, batch size 100, lr 0.01, seed 0``), with a
+    training subset and hidden layers other than the default's."""
     parts = [str(row["loss"])] if row.get("loss") else []
     for key, label in (("batch_size", "batch size"), ("lr", "lr"), ("label_noise", "label noise")):
         if row.get(key) is not None and not (key == "label_noise" and row[key] == 0):
             parts.append(f"{label} {row[key]:g}")
-    if row.get("train_size"):
-        parts.append(f"{row['train_size']} train images")
+    size, held_out = settings.get("train_size"), settings.get("val_size") or 0
+    if isinstance(size, int) and size < TRAIN_IMAGES - held_out:
+        parts.append(f"{size} train images")
+    if settings.get("hidden") not in (None, "100"):
+        parts.append(f"hidden {settings['hidden']}")
     if row.get("seed") is not None:
         parts.append(f"seed {row['seed']}")
     return ", ".join(parts)
@@ -120,7 +125,7 @@ def _panels(runs: list[Run], groups: list[tuple[str, list[Run]]] | None) -> list
     if groups is None:
         panels = []
         for r in runs:
-            title = _describe(r.row) if len(runs) == 1 or r.name == "." else r.name
+            title = _describe(r.row, r.settings) if len(runs) == 1 or r.name == "." else r.name
             if r.row["status"] != "ok":
                 title += f"  [{r.row['status']}]"
             row, key = _place(r.name)
