@@ -78,6 +78,27 @@ def test_a_sweeps_job_reads_the_swept_keys_from_multirun_yaml_and_outside_a_swee
     assert this_sweep() == {}  # a single run, whatever lies in hydra.sweep.dir
 
 
+def test_the_swept_keys_of_an_experiments_own_sweep_come_before_the_command_lines(
+    tmp_path, hydra_config
+):
+    """Swept keys arrive from the experiment's hydra.sweeper.params too, not only from the
+    command line (make sweep: experiment=loss_vs_batch), and a command line's sweep of the same
+    key replaces the experiment's."""
+    cfg = composed(tmp_path, "experiment=loss_vs_batch", "seed=0,1")
+    hydra_config(cfg)
+    OmegaConf.save(cfg, tmp_path / "multirun.yaml")
+    assert this_sweep() == {
+        "loss": ["sse", "cee"],
+        "data.batch_size": ["32", "100", "256", "1024"],
+        "seed": ["0", "1"],
+    }
+    cfg = composed(tmp_path, "experiment=loss_vs_batch", "loss=mae,cee")
+    hydra_config(cfg)
+    OmegaConf.save(cfg, tmp_path / "multirun.yaml")
+    os.utime(tmp_path / "multirun.yaml", ns=(10**18, 10**18))  # another version of the file
+    assert this_sweep()["loss"] == ["mae", "cee"]
+
+
 def test_a_new_sweep_in_the_same_folder_is_read_again(tmp_path, hydra_config):
     """The file is read once per version: a rewrite (another mtime, or another size) counts."""
     file = tmp_path / "multirun.yaml"
