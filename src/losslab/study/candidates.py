@@ -28,7 +28,7 @@ import yaml
 from losslab.names import tag
 from losslab.read.tables import markdown_table
 from losslab.run.rundir import RunDir
-from losslab.study.catalogue import Catalogue, StudyError, value_key
+from losslab.study.catalogue import Catalogue, StudyError, stage_file, value_key
 from losslab.study.selection import StageRun, grid, stage_runs
 
 __all__ = ["CANDIDATES", "candidate_lr", "choose", "load_candidates", "mcnemar_se"]
@@ -163,18 +163,13 @@ def candidate_lr(loss: str, value: Any, rank: int, file: str) -> float:
     Raises:
         StudyError: no such file, or no candidates for this loss and value there.
     """
-    path = Path(file)
-    if not path.is_file():
-        raise StudyError(
-            f"optimizer.lr: no tuning candidates at {path}: run the study's stage 1 first"
-        )
-    choices = yaml.safe_load(path.read_text()) or {}
+    choices = stage_file(file, "no tuning candidates at {path}: run the study's stage 1 first")
     try:
         lrs = choices[str(loss)][value_key(value)]["lrs"]
     except (KeyError, TypeError) as err:
         found = ", ".join(f"{k}: {sorted(v)}" for k, v in choices.items())
         raise StudyError(
-            f"optimizer.lr: {path} holds no lr for loss={loss} at {value} (it has: {found})"
+            f"optimizer.lr: {file} holds no lr for loss={loss} at {value} (it has: {found})"
         ) from err
     return float(lrs[min(int(rank), len(lrs) - 1)])
 

@@ -34,6 +34,7 @@ __all__ = [
     "Metric",
     "StudyError",
     "check_margin",
+    "stage_file",
     "value_key",
 ]
 
@@ -177,6 +178,15 @@ class Catalogue:
         data["arms"] = tuple(data["arms"])
         data["metrics"] = {arm: tuple(ms) for arm, ms in (data.get("metrics") or {}).items()}
         return cls(**data)
+
+
+def stage_file(file: str | Path, missing: str) -> dict:
+    """A stage's YAML file for a config resolver (``optimizer.lr``'s): its contents, or
+    :class:`StudyError` ``optimizer.lr: <missing> at <file>`` when there is none."""
+    path = Path(file)
+    if not path.is_file():
+        raise StudyError(f"optimizer.lr: {missing.format(path=path)}")
+    return yaml.safe_load(path.read_text()) or {}
 
 
 def check_margin(margin: float) -> None:

@@ -28,7 +28,7 @@ from losslab.names import tag
 from losslab.read.runs import Curve, distinct, read_runs
 from losslab.run.identity import flatten
 from losslab.run.rundir import FINISHED, RunDir
-from losslab.study.catalogue import Catalogue, Metric, StudyError, value_key
+from losslab.study.catalogue import Catalogue, Metric, StudyError, stage_file, value_key
 
 __all__ = [
     "Choice",
@@ -202,19 +202,17 @@ def fixed_lr(loss: str, seed: Any, file: str) -> float:
     Raises:
         StudyError: no such file, or no choice for this loss and seed there.
     """
-    path = Path(file)
-    if not path.is_file():
-        raise StudyError(
-            f"optimizer.lr: no final-stage selection at {path}: the fixed arm takes each seed's "
-            f"lr from the final stage at the clean rate; run it first"
-        )
-    data = yaml.safe_load(path.read_text()) or {}
+    data = stage_file(
+        file,
+        "no final-stage selection at {path}: the fixed arm takes each seed's lr from the final "
+        "stage at the clean rate; run it first",
+    )
     try:
         return float(
             data["choices"][str(loss)][value_key(data["clean"])][int(seed)]["test_acc"]["lr"]
         )
     except (KeyError, TypeError) as err:
         raise StudyError(
-            f"optimizer.lr: {path} holds no choice for loss={loss}, seed={seed} at the clean "
+            f"optimizer.lr: {file} holds no choice for loss={loss}, seed={seed} at the clean "
             f"rate {data.get('clean')}; run the final stage for it first"
         ) from err
