@@ -315,6 +315,25 @@ def tree_digest(folder: Path) -> dict[str, str]:
     }
 
 
+def event_curves(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every point of every scalar tag, across all of a run's event files (duplicates kept)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out: dict[str, list[tuple[int, float]]] = {}
+    for file in sorted(run_dir.glob("events.out.tfevents.*")):
+        ea = EventAccumulator(str(file), size_guidance={"scalars": 0})
+        ea.Reload()
+        for tag in ea.Tags()["scalars"]:
+            out.setdefault(tag, []).extend((e.step, e.value) for e in ea.Scalars(tag))
+    return out
+
+
+def final_values(run_dir: Path) -> dict[str, float]:
+    """The last test accuracy and loss, train accuracy and test NLL a run's event files hold."""
+    c = event_curves(run_dir)
+    return {tag: c[tag][-1][1] for tag in ("acc/test", "loss/test", "acc/train", "nll/test")}
+
+
 def write_run(
     folder: Path,
     curves: dict[str, list[float]],

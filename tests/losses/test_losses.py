@@ -368,37 +368,6 @@ def test_sse_kdim_mean_divides_by_n_times_d():
     _close(sse_loss(x, t), expected, torch.float64)
 
 
-@settings(max_examples=150, deadline=None)
-@given(
-    seed=st.integers(0, 2**31 - 1),
-    shape=SHAPES,
-    target_kind=st.sampled_from(["index", "soft", "onehot"]),
-    reduction=st.sampled_from(REDUCTIONS),
-    from_logits=st.booleans(),
-    dtype=DTYPES,
-    as_module=st.booleans(),
-)
-def test_sse_matches_softmax_mse_reference(
-    seed, shape, target_kind, reduction, from_logits, dtype, as_module
-):
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(shape, generator=gen, dtype=dtype)
-    if not from_logits:  # probabilities, as the book feeds them
-        x = x.softmax(_class_dim(x))
-    x.requires_grad_()
-    t = _make_target(target_kind, x, gen)
-    expected = _sse_reference(x, t, reduction, from_logits)
-    if as_module:
-        actual = SSELoss(reduction=reduction, from_logits=from_logits)(x, t)
-    else:
-        actual = sse_loss(x, t, reduction=reduction, from_logits=from_logits)
-    assert actual.dtype == dtype
-    assert actual.shape == expected.shape
-    _close(actual, expected, dtype)
-    upstream = torch.randn(expected.shape, generator=gen, dtype=dtype)
-    _close(_grad(actual, x, upstream), _grad(expected, x, upstream), dtype)
-
-
 # --------------------------------------------------------------------------------------------
 # 4b. MAE == F.l1_loss(softmax(x), onehot, reduction="sum") / N
 # --------------------------------------------------------------------------------------------
@@ -439,6 +408,15 @@ def test_mae_kdim_mean_divides_by_n_times_d():
     _close(mae_loss(x, t), expected, torch.float64)
 
 
+# SSE and MAE against their torch references: the Module and the function, every target kind,
+# reduction, input kind and dtype
+SOFTMAX_LOSSES = {
+    "sse": (SSELoss, sse_loss, _sse_reference),
+    "mae": (MAELoss, mae_loss, _mae_reference),
+}
+
+
+@pytest.mark.parametrize("name", list(SOFTMAX_LOSSES))
 @settings(max_examples=150, deadline=None)
 @given(
     seed=st.integers(0, 2**31 - 1),
@@ -449,24 +427,25 @@ def test_mae_kdim_mean_divides_by_n_times_d():
     dtype=DTYPES,
     as_module=st.booleans(),
 )
-def test_mae_matches_softmax_l1_reference(
-    seed, shape, target_kind, reduction, from_logits, dtype, as_module
+def test_sse_and_mae_match_their_softmax_reference(
+    name, seed, shape, target_kind, reduction, from_logits, dtype, as_module
 ):
+    module, function, reference = SOFTMAX_LOSSES[name]
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(shape, generator=gen, dtype=dtype)
     if not from_logits:  # probabilities, as the book feeds them
         x = x.softmax(_class_dim(x))
     x.requires_grad_()
     t = _make_target(target_kind, x, gen)
-    expected = _mae_reference(x, t, reduction, from_logits)
+    expected = reference(x, t, reduction, from_logits)
     if as_module:
-        actual = MAELoss(reduction=reduction, from_logits=from_logits)(x, t)
+        actual = module(reduction=reduction, from_logits=from_logits)(x, t)
     else:
-        actual = mae_loss(x, t, reduction=reduction, from_logits=from_logits)
+        actual = function(x, t, reduction=reduction, from_logits=from_logits)
     assert actual.dtype == dtype
     assert actual.shape == expected.shape
     _close(actual, expected, dtype)
-    # |.| has a kink where y_k == t_k; random softmax outputs never sit on it
+    # MAE's |.| has a kink where y_k == t_k; random softmax outputs never sit on it
     upstream = torch.randn(expected.shape, generator=gen, dtype=dtype)
     _close(_grad(actual, x, upstream), _grad(expected, x, upstream), dtype)
 

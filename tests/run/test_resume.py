@@ -11,23 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import ok, train, tree_digest
+from conftest import event_curves, final_values, ok, train, tree_digest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 SMALL = ["data.train_size=1000", "trainer.max_epochs=1", "~hydra.callbacks.report"]
 CRASH = ["+callbacks.crash._target_=crash_callback.CrashAfterEpoch", "+callbacks.crash.epoch=1"]
 pytestmark = pytest.mark.slow
-
-
-def curves(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
-    """Every point of every scalar tag, across all the run's event files (duplicates kept)."""
-    out: dict[str, list[tuple[int, float]]] = {}
-    for file in sorted(run_dir.glob("events.out.tfevents.*")):
-        ea = EventAccumulator(str(file), size_guidance={"scalars": 0})
-        ea.Reload()
-        for tag in ea.Tags()["scalars"]:
-            out.setdefault(tag, []).extend((e.step, e.value) for e in ea.Scalars(tag))
-    return out
 
 
 def tensorboard_view(run_dir: Path, tag: str) -> list[tuple[int, float]]:
@@ -36,11 +25,6 @@ def tensorboard_view(run_dir: Path, tag: str) -> list[tuple[int, float]]:
     ea = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
     ea.Reload()
     return [(e.step, e.value) for e in ea.Scalars(tag)]
-
-
-def final(run_dir: Path) -> dict[str, float]:
-    c = curves(run_dir)
-    return {tag: c[tag][-1][1] for tag in ("acc/test", "loss/test", "acc/train", "nll/test")}
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +65,7 @@ def test_resume_continues_with_the_runs_own_config_to_the_uninterrupted_result(
     before = tree_digest(run)
     # the guide's command: no overrides but the checkpoint and the folder
     ok(train("ckpt_path=last", f"hydra.run.dir={run}", cwd=tmp_path))
-    assert final(run) == final(whole)  # SSE all the way, bit for bit
+    assert final_values(run) == final_values(whole)  # SSE all the way, bit for bit
     after = tree_digest(run)
     assert all(after[k] == before[k] for k in before if k.startswith(".hydra/config"))
     assert yaml.safe_load((run / ".hydra" / "config.yaml").read_text())["loss"][
@@ -91,10 +75,10 @@ def test_resume_continues_with_the_runs_own_config_to_the_uninterrupted_result(
     (record,) = yaml.safe_load((run / ".hydra" / "resumes.yaml").read_text())
     assert record["overrides"] == ["ckpt_path=last"]
     assert record["changed"] == {}
-    assert [s for s, _ in curves(run)["acc/test"]] == [0, 1, 2]  # one point per epoch
+    assert [s for s, _ in event_curves(run)["acc/test"]] == [0, 1, 2]  # one point per epoch
     # the killed start wrote batch losses past its checkpoint; TensorBoard, reading the folder,
     # drops them (the resumed writer's purge step): each optimizer step once, as in the whole run
-    written = [s for s, _ in curves(run)["batch/loss"]]
+    written = [s for s, _ in event_curves(run)["batch/loss"]]
     assert len(written) > len(set(written))  # the overlap is in the files ...
     shown, uninterrupted = (tensorboard_view(r, "batch/loss") for r in (run, whole))
     assert shown == uninterrupted  # ... and not in what TensorBoard shows
@@ -121,7 +105,7 @@ def test_a_resume_that_trains_longer_continues_and_a_plain_resume_then_finds_it_
         train("ckpt_path=last", "trainer.max_epochs=2", f"hydra.run.dir={run}", cwd=tmp_path)
     )
     assert "ok after 2 epochs" in result.stdout
-    assert [s for s, _ in curves(run)["acc/test"]] == [0, 1, 2]
+    assert [s for s, _ in event_curves(run)["acc/test"]] == [0, 1, 2]
     (record,) = yaml.safe_load((run / ".hydra" / "resumes.yaml").read_text())
     assert record["changed"] == {"trainer.max_epochs": [1, 2]}
     # the run's config now says 2 epochs: a plain resume finds it finished, console and files agree
@@ -157,7 +141,7 @@ def test_resume_may_train_longer_and_records_the_change(interrupted_sse, tmp_pat
     crashed, _ = interrupted_sse
     run = copy_of(crashed, tmp_path)
     ok(train("ckpt_path=last", f"hydra.run.dir={run}", "trainer.max_epochs=3", cwd=tmp_path))
-    assert [s for s, _ in curves(run)["acc/test"]] == [0, 1, 2, 3]
+    assert [s for s, _ in event_curves(run)["acc/test"]] == [0, 1, 2, 3]
     (record,) = yaml.safe_load((run / ".hydra" / "resumes.yaml").read_text())
     assert record["changed"] == {"trainer.max_epochs": [2, 3]}
 
@@ -178,7 +162,7 @@ def test_a_copied_run_resumes_from_its_own_checkpoint(single_run, tmp_path):
     assert [n for n in names if n.startswith("last")] == ["last.ckpt"]  # no last-v1.ckpt
     assert (copy / "checkpoints" / "last.ckpt").resolve().name == "epoch=2-step=20.ckpt"
     assert torch.load(copy / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1
-    for tag, points in curves(copy).items():
+    for tag, points in event_curves(copy).items():
         if not tag.startswith(("hp/", "batch/")):
             steps = [s for s, _ in points]
             assert steps == sorted(set(steps)), tag  # one point per epoch, none twice
@@ -203,7 +187,7 @@ def test_ckpt_path_accepts_the_checkpoint_names_losslab_writes(tmp_path, data_di
         )
     )
     # the checkpoint's curves (epochs 0-1) come along into the new folder, then epoch 2
-    assert [s for s, _ in curves(tmp_path / "more")["acc/test"]] == [0, 1, 2]
+    assert [s for s, _ in event_curves(tmp_path / "more")["acc/test"]] == [0, 1, 2]
 
 
 def test_init_from_trains_a_new_config_from_the_weights_in_a_new_folder(single_run, tmp_path):
@@ -213,8 +197,8 @@ def test_init_from_trains_a_new_config_from_the_weights_in_a_new_folder(single_r
              "trainer.max_epochs=1", "hydra.run.dir=new", cwd=tmp_path))  # fmt: skip
     new = tmp_path / "new"
     assert tree_digest(single_run) == original  # the old run is untouched
-    c = curves(new)
-    old = curves(single_run)
+    c = event_curves(new)
+    old = event_curves(single_run)
     # epoch 0 of the new run is the old run's trained model on the same test set
     assert c["acc/test"][0][1] == pytest.approx(old["acc/test"][-1][1], abs=1e-6)
     assert [s for s, _ in c["acc/test"]] == [0, 1]

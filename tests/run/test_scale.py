@@ -3,29 +3,11 @@ sweep too; the processes are real processes, so these tests start them as a user
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from conftest import train_process
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from conftest import event_curves, final_values, train_process
 
 SMALL = ["data.train_size=1000", "trainer.max_epochs=1", "~hydra.callbacks.report"]
 pytestmark = [pytest.mark.slow, pytest.mark.process]
-
-
-def curves(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
-    out: dict[str, list[tuple[int, float]]] = {}
-    for file in sorted(run_dir.glob("events.out.tfevents.*")):
-        ea = EventAccumulator(str(file), size_guidance={"scalars": 0})
-        ea.Reload()
-        for tag in ea.Tags()["scalars"]:
-            out.setdefault(tag, []).extend((e.step, e.value) for e in ea.Scalars(tag))
-    return out
-
-
-def final(run_dir: Path) -> dict[str, float]:
-    c = curves(run_dir)
-    return {tag: c[tag][-1][1] for tag in ("acc/test", "loss/test", "acc/train", "nll/test")}
 
 
 def test_ddp_on_two_cpu_processes_matches_the_single_process_run(shared_run, tmp_path):
@@ -37,15 +19,15 @@ def test_ddp_on_two_cpu_processes_matches_the_single_process_run(shared_run, tmp
         *SMALL, "trainer=ddp", "trainer.devices=2", f"hydra.run.dir={run_dir}", cwd=tmp_path
     )
     assert res.returncode == 0, res.stderr
-    ddp, one = final(run_dir), final(single)
+    ddp, one = final_values(run_dir), final_values(single)
     assert ddp["loss/test"] == pytest.approx(one["loss/test"], rel=1e-3)
     assert abs(ddp["acc/test"] - one["acc/test"]) <= 0.003
     assert len(list(run_dir.glob("events.out.tfevents.*"))) == 1
     assert [p.name for p in tmp_path.iterdir()] == ["ddp"]  # exactly one run folder
     # batch/loss is the global batch's loss (the mean over the two halves), not rank 0's half
     (step, ddp_loss), (_, single_loss) = (
-        curves(run_dir)["batch/loss"][0],
-        curves(single)["batch/loss"][0],
+        event_curves(run_dir)["batch/loss"][0],
+        event_curves(single)["batch/loss"][0],
     )
     assert step == 1
     assert ddp_loss == pytest.approx(single_loss, abs=1e-6)

@@ -304,10 +304,10 @@ def plot_noise(panels: Sequence[ValuePanel], xlabel: str, file: Path, note: str 
     for ax, panel in zip(axes, panels, strict=True):
         xs = sorted({x for s in panel.series for x in s.points})
         step = min((b - a for a, b in itertools.pairwise(xs)), default=1.0)
+        losses = loss_order(s.loss for s in panel.series)
         order = sorted(
-            panel.series, key=lambda s: (loss_order([x.loss for x in panel.series]).index(s.loss),
-                                         list(WHEN_STYLES).index(s.when))
-        )  # fmt: skip
+            panel.series, key=lambda s: (losses.index(s.loss), list(WHEN_STYLES).index(s.when))
+        )
         seen = []
         for i, series in enumerate(order):
             shift = (i - (len(order) - 1) / 2) * step * 0.06

@@ -207,7 +207,7 @@ def derived_columns(cfg: DictConfig, swept: Iterable[str]) -> list[str]:
         if not isinstance(node, DictConfig) or last not in node:
             continue
         if OmegaConf.is_interpolation(node, last):
-            expression = str(node._get_node(last)._value())
+            expression = str(OmegaConf.to_container(node, resolve=False)[last])
             if any(ref in expression for ref in refs):
                 out.append(name)
     return out
