@@ -195,3 +195,59 @@ def test_the_final_stage_reads_a_candidate_by_rank_and_a_rank_past_the_last_name
         candidate_lr("mae", 100, 0, file)
     with pytest.raises(StudyError, match=r"no tuning candidates at .*: run the study.s stage 1"):
         candidate_lr("cee", 100, 0, str(tmp_path / "nowhere.yaml"))
+
+
+# -- a near-tie at the cut: both lrs are candidates ---------------------------------------------
+
+
+def cut(study, third: float, n: int = 10_000) -> dict:
+    """cee's lrs 1 (best), 0.3 (right on images [0, 9500)) and 0.1 (right on [20, 20 + third*n)),
+    3 (far behind); sse's 0.1 well behind its 0.3; seeds 7 and 8 alike; stage 2 with k = 2."""
+    table = {("cee", 1.0): (0.97, 0), ("cee", 0.3): (0.95, 0), ("cee", 0.1): (third, 20),
+             ("cee", 3.0): (0.5, 0), ("sse", 1.0): (0.97, 0), ("sse", 0.3): (0.95, 0),
+             ("sse", 0.1): (0.90, 20)}  # fmt: skip
+    for (loss, lr), (acc, offset) in table.items():
+        right = round(acc * n)
+        for seed in (7, 8):
+            stage_run(study / "tune", loss, lr, seed, 100, val=[0.1, right / n],
+                      hits=[offset <= i < offset + right for i in range(n)])  # fmt: skip
+    return choose(study, catalogue())
+
+
+@pytest.mark.parametrize("third", [0.9501, 0.9499])
+def test_an_lr_tied_with_the_kth_candidate_is_a_candidate_too_whichever_ranks_first(
+    tmp_path, third
+):
+    """The cut between the k-th and the next lr is a ranking too: a pair 1e-4 apart, ranked one
+    way or the other, gives the same candidates (images [0, 20) only 0.3 gets right, 21 or 19
+    past 9,500 only 0.1 does: d = 1e-4 against 1.96 standard errors of 0.00045)."""
+    chosen = cut(tmp_path, third)
+    cee, sse = chosen["cee"][100], chosen["sse"][100]
+    assert sorted(cee["lrs"]) == [0.1, 0.3, 1.0]
+    assert cee["lrs"][0] == 1.0
+    assert cee["tied"] == ([0.3] if third > 0.95 else [0.1])  # whichever ranks third
+    # sse's 0.1: right on [20, 9020), 500 images fewer: d = 0.05, far past 1.96 x 0.0015
+    assert (sse["lrs"], sse["tied"]) == ([1.0, 0.3], [])
+    text = (tmp_path / "tune" / "candidates.md").read_text()
+    assert "1, 0.3, 0.1 (tied)" in text or "1, 0.1, 0.3 (tied)" in text
+    assert '"(tied)": below the best 2, but a near-tie of the last' in text
+
+
+def test_the_tie_at_the_cut_is_worked_out_by_hand_on_the_validation_images(tmp_path):
+    """0.3 right on [0, 9500), 0.1 on [20, 9490): n10 = 20 + 10 = 30, n01 = 0, d = 0.003 a seed,
+    var = (0.003 - 0.003**2) / 10,000, se over 2 like seeds = sqrt(var / 2) = 0.000387: 1.96 se =
+    0.000758 < 0.003, no tie; on [20, 9510): n10 = 20, n01 = 10, d = 0.001, se = 0.000387,
+    1.96 se = 0.000759 < 0.001, no tie either; on [20, 9519): n10 = 20, n01 = 19, d = 0.0001,
+    se = 0.000442, a tie."""
+    assert chosen_lrs(tmp_path / "a", 0.947) == [1.0, 0.3]
+    assert chosen_lrs(tmp_path / "b", 0.949) == [1.0, 0.3]
+    assert chosen_lrs(tmp_path / "c", 0.9499) == [1.0, 0.3, 0.1]
+
+
+def chosen_lrs(study, third: float) -> list[float]:
+    return cut(study, third)["cee"][100]["lrs"]
+
+
+def test_without_recorded_predictions_no_lr_joins_at_the_cut(tmp_path):
+    chosen = tune(tmp_path, GRID)
+    assert chosen["cee"][100]["tied"] == []

@@ -4,8 +4,10 @@ validation accuracy (reading half).
 The lrs are ranked by their mean final validation accuracy over the tuning seeds (a diverged run
 ranks last); the ``top_k`` best are the **candidates** the final seeds choose among
 (:mod:`losslab.study.selection`), so which of two close lrs ranks first here decides nothing by
-itself. ``tune/candidates.yaml`` holds them (what the final stage trains), ``tune/candidates.md``
-the whole grid.
+itself. Neither does a close ranking at the cut: every lower-ranked lr that is a near-tie of the
+k-th candidate (below) is a candidate too (``tied``), so two lrs the validation images cannot tell
+apart are both in or both out, whichever way a machine ranks them. ``tune/candidates.yaml`` holds
+them (what the final stage trains), ``tune/candidates.md`` the whole grid.
 
 **Near-tie**, from enough evidence: the best lr and the runner-up are compared on the same
 validation images (a seed's validation split is the same for every lr), every tuning seed's
@@ -89,8 +91,13 @@ def _cell(by_lr: dict[float, dict[int, StageRun]], top_k: int) -> dict[str, Any]
     ranked = sorted(grid, key=lambda lr: (-means[lr], lr))  # a tie: the smaller lr first
     finite = [lr for lr in ranked if math.isfinite(means[lr])]
     candidates = finite[:top_k]
+    tied = []  # the cut falls inside a near-tie: the lrs the images cannot tell from the k-th
+    if len(candidates) == top_k:
+        tied = [lr for lr in finite[top_k:] if _near_tie(by_lr[candidates[-1]], by_lr[lr])[0]]
+    candidates += tied
     out: dict[str, Any] = {
         "lrs": candidates,
+        "tied": tied,
         "best": ranked[0],
         "val_acc": {lr: means[lr] if math.isfinite(means[lr]) else None for lr in grid},
         "grid": grid,
@@ -176,8 +183,9 @@ def candidate_lr(loss: str, value: Any, rank: int, file: str) -> float:
 
 def _write(tune: Path, chosen: dict, catalogue: Catalogue) -> None:
     (tune / CANDIDATES).write_text(
-        f"# each loss's best {catalogue.top_k} lr(s) per {catalogue.key} on the validation split "
-        f"(losslab-study choose)\n" + yaml.safe_dump(chosen, sort_keys=False)
+        f"# each loss's best {catalogue.top_k} lr(s) per {catalogue.key} on the validation split, "
+        f"and any lr tied with the last of them (losslab-study choose)\n"
+        + yaml.safe_dump(chosen, sort_keys=False)
     )
     lrs = sorted(
         {lr for cells in chosen.values() for cell in cells.values() for lr in cell["grid"]}
@@ -203,7 +211,9 @@ def _write(tune: Path, chosen: dict, catalogue: Catalogue) -> None:
                 tie = {True: ", near-tie", False: "", None: ""}[cell["near_tie"]]
                 margin = f"{cell['margin']:+.4f}{se} vs {cell['runner_up']:g}{tie}"
             edge = " (edge of the grid)" if cell["edge"] else ""
-            lrs_text = ", ".join(f"{lr:g}" for lr in cell["lrs"])
+            lrs_text = ", ".join(
+                f"{lr:g}" + (" (tied)" if lr in cell.get("tied", ()) else "") for lr in cell["lrs"]
+            )
             body.append([loss, f"{value:g}", *shown, lrs_text + edge, margin])
     table = markdown_table(header, body, [True, False, *([False] * len(lrs)), False, True])
     edges = [f"{loss} at {v:g}" for loss, c in chosen.items() for v, x in c.items() if x["edge"]]
@@ -215,7 +225,9 @@ def _write(tune: Path, chosen: dict, catalogue: Catalogue) -> None:
         else "Every candidate lies strictly inside the grid.",
         f"Near-ties (best minus runner-up within 1.96 paired standard errors on the same "
         f"validation images: the data cannot tell them apart): {', '.join(ties) if ties else 'none'}. "
-        f"Each final seed chooses among the candidates (bold) on its own validation split.",
+        f"Each final seed chooses among the candidates (bold) on its own validation split; "
+        f'"(tied)": below the best {catalogue.top_k}, but a near-tie of the last of them, so a '
+        f"candidate too.",
     ]
     (tune / "candidates.md").write_text(
         f"# Stage 2: mean final validation accuracy over the tuning seeds, per lr ({tune})\n\n"
