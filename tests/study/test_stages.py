@@ -31,8 +31,8 @@ def test_a_studys_defaults_are_the_sweeps_of_its_experiment_configs():
         "losses": tune["loss"],
         "values": tune["data.label_noise"],
         "lrs": tune["optimizer.lr"],
-        "tune_seeds": tune["seed"],
-        "seeds": "0,1,2,3,4",
+        "tune_seeds": str(tune["seed"]),
+        "seeds": "0,1,2,3,4,5,6,7,8,9",
         "top_k": "2",
     }
     assert stages.defaults(stages.STUDIES["run"])["values"] == "32,100,256,1024"
@@ -183,6 +183,27 @@ def test_the_study_runs_tune_choose_final_fixed_and_verdict_with_each_stages_com
     assert out.index("stage 2 of 4, choose") < out.index("stage 4 of 4, the verdict")
 
 
+def test_the_final_stage_sweeps_as_many_ranks_as_the_most_candidates_of_a_cell(
+    tmp_path, monkeypatch
+):
+    """An lr tied with the k-th joins the candidates (losslab.study.candidates): the final sweep
+    then names ranks up to the largest cell's, and the smaller cells' extra ranks name their
+    last candidate again (trained once)."""
+    monkeypatch.chdir(tmp_path)
+    calls: list[list[str]] = []
+    monkeypatch.setattr(stages, "_train", fake_stages(calls))
+    real = stages.choose
+
+    def with_a_tie(study_dir, catalogue):
+        chosen = real(study_dir, catalogue)
+        chosen["sse"][0.4]["lrs"] = [*chosen["sse"][0.4]["lrs"], 0.3]  # as if 0.3 tied
+        return chosen
+
+    monkeypatch.setattr(stages, "choose", with_a_tie)
+    assert stages.main(["noise", "--dir", "st", *ARGS]) == 0
+    assert "study.lr_rank=0,1,2" in calls[1]
+
+
 def test_a_failed_stage_stops_the_study_and_retrain_and_reference_reach_it(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     calls: list[list[str]] = []
@@ -285,9 +306,13 @@ def test_a_tiny_fair_study_runs_to_its_verdict_then_skips_or_refuses_a_rerun(
 def test_a_tiny_noise_study_runs_both_arms_to_its_verdict(tmp_path, data_dir):
     ok(
         study_command(
-            "noise", "--dir", "st", "--losses", "cee,mae", "--noise", "0,0.4", *TINY, cwd=tmp_path
+            "noise", "--dir", "st", "--losses", "cee,mae", "--noise", "0,0.4", *TINY,
+            "--tune-seeds", "7", cwd=tmp_path,
         )
-    )
+    )  # fmt: skip
+    # one tuning seed is enough to choose: stage 2 judges ties on the validation images
+    candidates = yaml.safe_load((tmp_path / "st" / "tune" / "candidates.yaml").read_text())
+    assert candidates["cee"][0.0]["seeds"] == [7]
     st = tmp_path / "st"
     selection = yaml.safe_load((st / "final" / "selection.yaml").read_text())["choices"]
     fixed = {}

@@ -8,8 +8,8 @@ Both follow one protocol, each stage reading the previous one's files:
    on a validation split held out of the training images (noisy too, in the noise study: a real
    user has only noisy labels). The test set chooses nothing;
 2. **choose** (:func:`losslab.study.candidates.choose`): per loss and value, the ``--top-k`` lrs
-   with the best mean final validation accuracy (the **candidates**), near-ties flagged:
-   ``tune/candidates.yaml``, ``tune/candidates.md``;
+   with the best mean final validation accuracy, and any lr tied with the k-th of them (the
+   **candidates**), near-ties flagged: ``tune/candidates.yaml``, ``tune/candidates.md``;
 3. **final** (``experiment=<study>_final``): every candidate with the **final seeds**, which are
    never tuning seeds; each seed keeps the candidate its own validation split prefers
    (:mod:`losslab.study.selection`, ``final/selection.yaml``), and is reported on the test set;
@@ -177,9 +177,8 @@ def plan(study: Study, options: dict[str, Any], overrides: list[str]) -> Catalog
     _values("--lrs (optimizer.lr)", str(given["lrs"]), float, _positive)
     tune_seeds = _values("--tune-seeds (seed)", str(given["tune_seeds"]), int, _seed)
     seeds = _values("--seeds (seed)", str(given["seeds"]), int, _seed)
-    for flag, chosen in (("--tune-seeds", tune_seeds), ("--seeds", seeds)):
-        if len(set(chosen)) < 2:
-            raise StudyError(f"{flag}={_listed(chosen)}: at least 2 distinct seeds are needed")
+    if len(set(seeds)) < 2:  # a tuning seed may be alone: stage 2 judges ties on the images
+        raise StudyError(f"--seeds={_listed(seeds)}: at least 2 distinct seeds are needed")
     shared = sorted(set(tune_seeds) & set(seeds))
     if shared:
         raise StudyError(
@@ -266,8 +265,10 @@ def run(
     )  # fmt: skip
     catalogue.save(study_dir)
     print("\nlosslab-study: stage 2 of 4, choose the candidate lrs", flush=True)
-    choose(study_dir, catalogue)
-    ranks = ",".join(str(r) for r in range(catalogue.top_k))
+    chosen = choose(study_dir, catalogue)
+    # a cell with fewer candidates names its last one again for the higher ranks: trained once
+    most = max(len(cell["lrs"]) for cells in chosen.values() for cell in cells.values())
+    ranks = _listed(list(range(most)))
     _train(
         [*prefix, f"experiment={study.experiment}_final", f"hydra.sweep.dir={study_dir / 'final'}",
          *common, f"study.lr_rank={ranks}", seeds, *overrides],
@@ -308,9 +309,7 @@ def main(argv: list[str] | None = None) -> int:
             study.flag, dest="values", help=f"the compared values (default: {d['values']})"
         )
         p.add_argument("--lrs", help=f"the tuning grid (default: {d['lrs']})")
-        p.add_argument(
-            "--tune-seeds", help=f"tuning seeds, at least 2 (default: {d['tune_seeds']})"
-        )
+        p.add_argument("--tune-seeds", help=f"tuning seeds (default: {d['tune_seeds']})")
         p.add_argument(
             "--seeds", help=f"final seeds, at least 2, none a tuning seed (default: {d['seeds']})"
         )
