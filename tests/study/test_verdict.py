@@ -21,8 +21,9 @@ from conftest import train
 from fakeruns import stage_run
 from scipy import stats
 
-from losslab.study.candidates import choose
+from losslab.study.candidates import choose, load_candidates
 from losslab.study.catalogue import Catalogue, StudyError
+from losslab.study.stages import drop_stale
 from losslab.study.verdict import verdict
 
 FAIR = Catalogue("study", "data.batch_size", "batch size", ("cee", "sse", "sse_logits"),
@@ -283,7 +284,7 @@ def test_a_fixed_arm_run_at_another_lr_than_its_seeds_clean_choice_is_refused(tm
     )
     with pytest.raises(StudyError, match=r"loss=sse,data.label_noise=0.4,optimizer.lr=10.0,seed=2: "
                        r"trained with optimizer.lr=10, but the study now trains 1 there: run the "
-                       r"fixed stage again"):  # fmt: skip
+                       r"study again with --retrain \(it trains the fixed stage's changed jobs"):  # fmt: skip
         verdict(tmp_path)
 
 
@@ -297,8 +298,15 @@ def test_a_final_run_of_an_lr_that_is_no_longer_a_candidate_is_refused_by_name(t
                           ("sse_logits", 100): {"lrs": [1.0, 0.3]},
                           ("sse_logits", 1000): {"lrs": [1.0, 0.3]}})  # fmt: skip
     with pytest.raises(StudyError, match=r"trained with optimizer.lr=0.1, but the study now trains "
-                       r"0.3, 0.03 there: run the final stage again"):  # fmt: skip
+                       r"0.3, 0.03 there: run the study again with --retrain"):  # fmt: skip
         verdict(tmp_path)
+    # --retrain: stage 2 chose again, so the runs of an lr no longer chosen go (no job of the new
+    # sweep would replace them), the others stay, and the verdict reads the current choice
+    removed = drop_stale(tmp_path / "final", FAIR, load_candidates(tmp_path))
+    assert removed == [f"loss=cee,data.batch_size=100,optimizer.lr=0.1,seed={s}" for s in range(5)]
+    assert len(list((tmp_path / "final").iterdir())) == 55
+    rows = verdict(tmp_path)
+    assert {r["seeds"] for r in rows} == {5}
 
 
 def test_a_diverged_final_run_counts_with_its_last_accuracy(tmp_path):

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.resources
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -49,8 +50,17 @@ from typing import Any
 import yaml
 
 from losslab.errors import user_main
+from losslab.run.identity import flatten
+from losslab.run.rundir import RunDir
 from losslab.study.candidates import choose
-from losslab.study.catalogue import ARMS, MARGIN, Catalogue, StudyError, check_margin
+from losslab.study.catalogue import (
+    ARMS,
+    MARGIN,
+    Catalogue,
+    StudyError,
+    check_margin,
+    value_key,
+)
 from losslab.study.selection import choose_per_seed, stage_runs, write_selection
 from losslab.study.verdict import verdict
 
@@ -163,6 +173,27 @@ def _listed(values: list[Any]) -> str:
     return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
 
 
+def drop_stale(final: Path, catalogue: Catalogue, chosen: dict[str, dict[Any, Any]]) -> list[str]:
+    """``--retrain``: removes the final runs of an lr that is no longer among its cell's
+    candidates (stage 2 chose again), which no job of the new sweep would replace; returns their
+    names. Without it the verdict refuses such a run."""
+    removed = []
+    for path in sorted(final.iterdir()) if final.is_dir() else []:
+        run = RunDir(path)
+        config = flatten(run.config() or {})
+        if catalogue.key not in config or "optimizer.lr" not in config:
+            continue  # not a run of this stage (the report's files, an unstarted job)
+        cell = chosen.get(str(run.choices().get("loss")), {})
+        lrs = cell.get(value_key(config[catalogue.key]), {}).get("lrs")
+        if lrs is not None and float(config["optimizer.lr"]) not in lrs:
+            shutil.rmtree(path)
+            removed.append(path.name)
+    if removed:
+        print(f"losslab-study: --retrain removed {len(removed)} final run(s) of lrs no longer "
+              f"among the candidates: {', '.join(removed)}", flush=True)  # fmt: skip
+    return removed
+
+
 def plan(study: Study, options: dict[str, Any], overrides: list[str]) -> Catalogue:
     """The catalogue of the study asked for; every bad setting refused in one line, before
     anything runs."""
@@ -269,6 +300,8 @@ def run(
     # a cell with fewer candidates names its last one again for the higher ranks: trained once
     most = max(len(cell["lrs"]) for cells in chosen.values() for cell in cells.values())
     ranks = _listed(list(range(most)))
+    if retrain:
+        drop_stale(study_dir / "final", catalogue, chosen)
     _train(
         [*prefix, f"experiment={study.experiment}_final", f"hydra.sweep.dir={study_dir / 'final'}",
          *common, f"study.lr_rank={ranks}", seeds, *overrides],

@@ -53,8 +53,9 @@ def _check_lrs(runs: list[StageRun], arm: str, study_dir: Path, candidates: dict
         if run.lr not in wanted:
             raise StudyError(
                 f"{run.folder}: trained with optimizer.lr={run.lr:g}, but the study now trains "
-                f"{', '.join(f'{lr:g}' for lr in wanted)} there: run the {ARMS[arm].stage} stage "
-                f"again (losslab-study run resumes it) before the verdict"
+                f"{', '.join(f'{lr:g}' for lr in wanted)} there: run the study again with "
+                f"--retrain (it trains the {ARMS[arm].stage} stage's changed jobs and removes the "
+                f"runs of lrs no longer chosen) before the verdict"
             )
 
 
