@@ -281,7 +281,7 @@ The losses {", ".join(catalogue.losses)} compared at each {catalogue.label} ({ca
 {"each against " + catalogue.reference if catalogue.reference else "every pair"}. Cells: mean ±
 half-width of the 95% confidence interval (Student's t), sd = standard deviation over the seeds,
 n = seeds. In the `tuned` arm each final seed trained the best {catalogue.top_k} lr(s) of stage 2
-(`tune/candidates.md`) and keeps the run its own validation split prefers (the last epoch's
+and any lr tied with the last of them (`tune/candidates.md`), and keeps the run its own validation split prefers (the last epoch's
 validation accuracy; for the early-stopped numbers, the run and epoch with the best one): the
 choice is part of what the seeds replicate, and test chooses nothing.
 
