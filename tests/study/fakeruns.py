@@ -26,6 +26,7 @@ def stage_run(
     status: str = "ok",
     hits: list[bool] | None = None,
     name: str | None = None,
+    rank: int | None = None,
 ) -> Path:
     """One run of a study stage: ``val`` and ``test`` are its ``acc/val`` / ``acc/test`` at
     epochs 0, 1, ...; ``hits`` its last evaluation's right/wrong validation images."""
@@ -36,6 +37,8 @@ def stage_run(
         "seed": seed,
     }
     config.setdefault(group, {})[leaf] = value
+    if rank is not None:  # a final run: which of its cell's candidates it trains
+        config["study"] = {"lr_rank": rank}
     all_curves = dict(curves or {})
     if val is not None:
         all_curves["acc/val"] = val

@@ -204,6 +204,33 @@ def test_the_final_stage_sweeps_as_many_ranks_as_the_most_candidates_of_a_cell(
     assert "study.lr_rank=0,1,2" in calls[1]
 
 
+def test_retrain_drops_each_final_run_whose_lr_is_no_longer_the_candidate_of_its_rank(tmp_path):
+    """Stage 2 chose again: cee's candidates went from [0.1, 0.3] to [0.3, 1]. The rank-0 run
+    (0.1) is stale; so is the rank-1 run (0.3, now rank 0's lr), which would otherwise stand in
+    for the rank-0 job while its own folder is retrained with lr 1, leaving 0.3 without a run."""
+    final = tmp_path / "final"
+    for rank, lr in enumerate((0.1, 0.3)):
+        stage_run(final, "cee", lr, 0, 0.0, key="data.label_noise", val=[0.5], rank=rank,
+                  name=f"loss=cee,data.label_noise=0,study.lr_rank={rank},seed=0")  # fmt: skip
+    stage_run(final, "sse", 1.0, 0, 0.0, key="data.label_noise", val=[0.5], rank=0,
+              name="loss=sse,data.label_noise=0,study.lr_rank=0,seed=0")  # fmt: skip
+    stage_run(final, "sse", 1.0, 0, 0.0, key="data.label_noise", val=[0.5], rank=1,
+              name="loss=sse,data.label_noise=0,study.lr_rank=1,seed=0")  # fmt: skip
+    chosen = {"cee": {0.0: {"lrs": [0.3, 1.0]}}, "sse": {0.0: {"lrs": [1.0]}}}
+    catalogue = Catalogue("noise", "data.label_noise", "label noise", ("cee", "sse"), (0.0,),
+                          None, ("tuned",), {"tuned": ("test_acc",)})  # fmt: skip
+    assert stages.drop_stale(final, catalogue, chosen) == [
+        "loss=cee,data.label_noise=0,study.lr_rank=0,seed=0",
+        "loss=cee,data.label_noise=0,study.lr_rank=1,seed=0",
+    ]
+    # sse's one candidate: a rank past it names it again, so its rank-1 run is no stale run
+    assert sorted(p.name for p in final.iterdir()) == [
+        "loss=sse,data.label_noise=0,study.lr_rank=0,seed=0",
+        "loss=sse,data.label_noise=0,study.lr_rank=1,seed=0",
+    ]
+    assert stages.drop_stale(tmp_path / "nowhere", catalogue, chosen) == []
+
+
 def test_a_failed_stage_stops_the_study_and_retrain_and_reference_reach_it(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     calls: list[list[str]] = []

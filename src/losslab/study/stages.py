@@ -174,9 +174,11 @@ def _listed(values: list[Any]) -> str:
 
 
 def drop_stale(final: Path, catalogue: Catalogue, chosen: dict[str, dict[Any, Any]]) -> list[str]:
-    """``--retrain``: removes the final runs of an lr that is no longer among its cell's
-    candidates (stage 2 chose again), which no job of the new sweep would replace; returns their
-    names. Without it the verdict refuses such a run."""
+    """``--retrain``: removes each final run whose lr is no longer the candidate of its rank
+    (stage 2 chose again), before the final sweep; returns their names. A kept run could
+    otherwise stand in for a job of the same lr at another rank while that rank's folder is
+    retrained with a new lr, and a candidate would silently lack its runs. Without ``--retrain``
+    the sweep refuses the changed jobs and the verdict a run of an lr no longer chosen."""
     removed = []
     for path in sorted(final.iterdir()) if final.is_dir() else []:
         run = RunDir(path)
@@ -185,12 +187,15 @@ def drop_stale(final: Path, catalogue: Catalogue, chosen: dict[str, dict[Any, An
             continue  # not a run of this stage (the report's files, an unstarted job)
         cell = chosen.get(str(run.choices().get("loss")), {})
         lrs = cell.get(value_key(config[catalogue.key]), {}).get("lrs")
-        if lrs is not None and float(config["optimizer.lr"]) not in lrs:
+        if not lrs:
+            continue
+        lr, rank = float(config["optimizer.lr"]), config.get("study.lr_rank")
+        if lr not in lrs if rank is None else lr != lrs[min(int(rank), len(lrs) - 1)]:
             shutil.rmtree(path)
             removed.append(path.name)
     if removed:
-        print(f"losslab-study: --retrain removed {len(removed)} final run(s) of lrs no longer "
-              f"among the candidates: {', '.join(removed)}", flush=True)  # fmt: skip
+        print(f"losslab-study: --retrain removed {len(removed)} final run(s) whose lr is no "
+              f"longer the candidate of their rank: {', '.join(removed)}", flush=True)  # fmt: skip
     return removed
 
 
