@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 import yaml
 
-from losslab.study.catalogue import METRICS, Catalogue, StudyError, check_margin, value_key
+from losslab.study.catalogue import (
+    METRICS,
+    Catalogue,
+    StudyError,
+    check_margin,
+    stage_file,
+    value_key,
+)
 
 NOISE = Catalogue("noise", "data.label_noise", "label noise", ("cee", "sse", "mae"),
                   (0.0, 0.2), None, ("tuned", "fixed"),
@@ -67,3 +74,17 @@ def test_a_numpy_float_value_becomes_a_plain_float_that_yaml_can_write() -> None
     assert yaml.safe_load(yaml.safe_dump({key: 1})) == {0.2: 1}
     assert value_key(100) == 100
     assert value_key("cee") == "cee"
+
+
+def test_a_stage_file_is_read_again_when_it_changes_and_a_callers_edit_stays_its_own(tmp_path):
+    """stage_file keeps its parse per text (a sweep resolves it for every job): a file written
+    again gives its new contents, and a caller that edits what it got changes no later read."""
+    file = tmp_path / "candidates.yaml"
+    file.write_text("cee: {0.0: {lrs: [0.3, 0.1]}}\n")
+    first = stage_file(file, "no file at {path}")
+    first["cee"][0.0]["lrs"].append(9.0)
+    assert stage_file(file, "no file at {path}") == {"cee": {0.0: {"lrs": [0.3, 0.1]}}}
+    file.write_text("cee: {0.0: {lrs: [1.0]}}\n")
+    assert stage_file(file, "no file at {path}") == {"cee": {0.0: {"lrs": [1.0]}}}
+    with pytest.raises(StudyError, match=r"^optimizer.lr: no file at .*nowhere.yaml$"):
+        stage_file(tmp_path / "nowhere.yaml", "no file at {path}")

@@ -16,6 +16,8 @@ goes through a study untouched, and a new metric or compared key is one entry he
 
 from __future__ import annotations
 
+import copy
+import functools
 import itertools
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -181,12 +183,19 @@ class Catalogue:
 
 
 def stage_file(file: str | Path, missing: str) -> dict:
-    """A stage's YAML file for a config resolver (``optimizer.lr``'s): its contents, or
-    :class:`StudyError` ``optimizer.lr: <missing> at <file>`` when there is none."""
+    """A stage's YAML file for a config resolver (``optimizer.lr``'s): its contents (a copy), or
+    :class:`StudyError` ``optimizer.lr: <missing> at <file>`` when there is none. A sweep
+    resolves it for every job, several times each; the parse is kept per text read, so a file
+    written again is parsed again."""
     path = Path(file)
     if not path.is_file():
         raise StudyError(f"optimizer.lr: {missing.format(path=path)}")
-    return yaml.safe_load(path.read_text()) or {}
+    return copy.deepcopy(_parsed(path.read_text()))
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed(text: str) -> dict:
+    return yaml.safe_load(text) or {}
 
 
 def check_margin(margin: float) -> None:
