@@ -20,6 +20,7 @@ from fakeruns import stage_run
 
 from losslab.study import stages
 from losslab.study.catalogue import Catalogue
+from losslab.study.selection import drop_stale
 
 # -- the defaults: one place each ---------------------------------------------------------------
 
@@ -219,7 +220,7 @@ def test_retrain_drops_each_final_run_whose_lr_is_no_longer_the_candidate_of_its
     chosen = {"cee": {0.0: {"lrs": [0.3, 1.0]}}, "sse": {0.0: {"lrs": [1.0]}}}
     catalogue = Catalogue("noise", "data.label_noise", "label noise", ("cee", "sse"), (0.0,),
                           None, ("tuned",), {"tuned": ("test_acc",)})  # fmt: skip
-    assert stages.drop_stale(final, catalogue, chosen) == [
+    assert drop_stale(final, catalogue, chosen) == [
         "loss=cee,data.label_noise=0,study.lr_rank=0,seed=0",
         "loss=cee,data.label_noise=0,study.lr_rank=1,seed=0",
     ]
@@ -228,7 +229,7 @@ def test_retrain_drops_each_final_run_whose_lr_is_no_longer_the_candidate_of_its
         "loss=sse,data.label_noise=0,study.lr_rank=0,seed=0",
         "loss=sse,data.label_noise=0,study.lr_rank=1,seed=0",
     ]
-    assert stages.drop_stale(tmp_path / "nowhere", catalogue, chosen) == []
+    assert drop_stale(tmp_path / "nowhere", catalogue, chosen) == []
 
 
 def test_a_failed_stage_stops_the_study_and_retrain_and_reference_reach_it(tmp_path, monkeypatch):

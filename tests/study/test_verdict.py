@@ -23,7 +23,7 @@ from scipy import stats
 
 from losslab.study.candidates import choose, load_candidates
 from losslab.study.catalogue import Catalogue, StudyError
-from losslab.study.stages import drop_stale
+from losslab.study.selection import drop_stale
 from losslab.study.verdict import verdict
 
 FAIR = Catalogue("study", "data.batch_size", "batch size", ("cee", "sse", "sse_logits"),

@@ -17,6 +17,7 @@ from it; :func:`fixed_lr`).
 from __future__ import annotations
 
 import math
+import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ __all__ = [
     "Choice",
     "StageRun",
     "choose_per_seed",
+    "drop_stale",
     "fixed_lr",
     "grid",
     "stage_runs",
@@ -193,6 +195,32 @@ def write_selection(
         "# each final seed's choice among its candidate lrs, on its own validation split\n"
         + yaml.safe_dump(out, sort_keys=False)
     )
+
+
+def drop_stale(final: Path, catalogue: Catalogue, chosen: dict[str, dict[Any, Any]]) -> list[str]:
+    """``--retrain``: removes each final run whose lr is no longer the candidate of its rank
+    (stage 2 chose again), before the final sweep; returns their names. A kept run could
+    otherwise stand in for a job of the same lr at another rank while that rank's folder is
+    retrained with a new lr, and a candidate would silently lack its runs. Without ``--retrain``
+    the sweep refuses the changed jobs and the verdict a run of an lr no longer chosen."""
+    removed = []
+    for path in sorted(final.iterdir()) if final.is_dir() else []:
+        run = RunDir(path)
+        config = flatten(run.config() or {})
+        if catalogue.key not in config or "optimizer.lr" not in config:
+            continue  # not a run of this stage (the report's files, an unstarted job)
+        cell = chosen.get(str(run.choices().get("loss")), {})
+        lrs = cell.get(value_key(config[catalogue.key]), {}).get("lrs")
+        if not lrs:
+            continue
+        lr, rank = float(config["optimizer.lr"]), config.get("study.lr_rank")
+        if lr not in lrs if rank is None else lr != lrs[min(int(rank), len(lrs) - 1)]:
+            shutil.rmtree(path)
+            removed.append(path.name)
+    if removed:
+        print(f"losslab-study: --retrain removed {len(removed)} final run(s) whose lr is no "
+              f"longer the candidate of their rank: {', '.join(removed)}", flush=True)  # fmt: skip
+    return removed
 
 
 def fixed_lr(loss: str, seed: Any, file: str) -> float:

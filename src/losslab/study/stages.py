@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.resources
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -50,18 +49,9 @@ from typing import Any
 import yaml
 
 from losslab.errors import user_main
-from losslab.run.identity import flatten
-from losslab.run.rundir import RunDir
 from losslab.study.candidates import choose
-from losslab.study.catalogue import (
-    ARMS,
-    MARGIN,
-    Catalogue,
-    StudyError,
-    check_margin,
-    value_key,
-)
-from losslab.study.selection import choose_per_seed, stage_runs, write_selection
+from losslab.study.catalogue import ARMS, MARGIN, Catalogue, StudyError, check_margin
+from losslab.study.selection import choose_per_seed, drop_stale, stage_runs, write_selection
 from losslab.study.verdict import verdict
 
 __all__ = ["STUDIES", "Study", "main", "run"]
@@ -171,32 +161,6 @@ def _train(args: list[str], stage: str) -> None:
 
 def _listed(values: list[Any]) -> str:
     return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
-
-
-def drop_stale(final: Path, catalogue: Catalogue, chosen: dict[str, dict[Any, Any]]) -> list[str]:
-    """``--retrain``: removes each final run whose lr is no longer the candidate of its rank
-    (stage 2 chose again), before the final sweep; returns their names. A kept run could
-    otherwise stand in for a job of the same lr at another rank while that rank's folder is
-    retrained with a new lr, and a candidate would silently lack its runs. Without ``--retrain``
-    the sweep refuses the changed jobs and the verdict a run of an lr no longer chosen."""
-    removed = []
-    for path in sorted(final.iterdir()) if final.is_dir() else []:
-        run = RunDir(path)
-        config = flatten(run.config() or {})
-        if catalogue.key not in config or "optimizer.lr" not in config:
-            continue  # not a run of this stage (the report's files, an unstarted job)
-        cell = chosen.get(str(run.choices().get("loss")), {})
-        lrs = cell.get(value_key(config[catalogue.key]), {}).get("lrs")
-        if not lrs:
-            continue
-        lr, rank = float(config["optimizer.lr"]), config.get("study.lr_rank")
-        if lr not in lrs if rank is None else lr != lrs[min(int(rank), len(lrs) - 1)]:
-            shutil.rmtree(path)
-            removed.append(path.name)
-    if removed:
-        print(f"losslab-study: --retrain removed {len(removed)} final run(s) whose lr is no "
-              f"longer the candidate of their rank: {', '.join(removed)}", flush=True)  # fmt: skip
-    return removed
 
 
 def plan(study: Study, options: dict[str, Any], overrides: list[str]) -> Catalogue:
