@@ -305,6 +305,13 @@ def test_a_final_run_of_an_lr_that_is_no_longer_a_candidate_is_refused_by_name(t
     removed = drop_stale(tmp_path / "final", FAIR, load_candidates(tmp_path))
     assert removed == [f"loss=cee,data.batch_size=100,optimizer.lr=0.1,seed={s}" for s in range(5)]
     assert len(list((tmp_path / "final").iterdir())) == 55
+    # ... and until the new candidate 0.03 has run, no seed chooses short of it
+    with pytest.raises(StudyError, match=r"^loss=cee at 100, seed 0: no final run at "
+                       r"optimizer.lr=0.03, one of its candidates: run the study again"):  # fmt: skip
+        verdict(tmp_path)
+    for seed in range(5):
+        stage_run(tmp_path / "final", "cee", 0.03, seed, 100, val=[0.1, 0.5, 0.8],
+                  test=[0.1, 0.5, 0.99])  # fmt: skip
     rows = verdict(tmp_path)
     assert {r["seeds"] for r in rows} == {5}
 
@@ -352,6 +359,7 @@ def test_the_verdict_needs_two_paired_seeds(tmp_path, seeds, match):
 def test_a_final_run_without_its_test_curve_is_refused_by_name(tmp_path):
     fair_study(tmp_path)
     run = stage_run(tmp_path / "final", "cee", 0.3, 9, 100, val=[0.1, 0.9])
+    stage_run(tmp_path / "final", "cee", 0.1, 9, 100, val=[0.1, 0.8], test=[0.1, 0.8])
     with pytest.raises(StudyError, match=rf"^{run}: holds no test_acc curve to compare"):
         verdict(tmp_path)
 

@@ -29,11 +29,13 @@ from losslab.names import tag
 from losslab.read.runs import Curve, distinct, read_runs
 from losslab.run.identity import flatten
 from losslab.run.rundir import FINISHED, RunDir
-from losslab.study.catalogue import Catalogue, Metric, StudyError, stage_file, value_key
+from losslab.study.catalogue import ARMS, Catalogue, Metric, StudyError, stage_file, value_key
 
 __all__ = [
     "Choice",
     "StageRun",
+    "check_complete",
+    "check_lrs",
     "choose_per_seed",
     "drop_stale",
     "fixed_lr",
@@ -195,6 +197,48 @@ def write_selection(
         "# each final seed's choice among its candidate lrs, on its own validation split\n"
         + yaml.safe_dump(out, sort_keys=False)
     )
+
+
+def check_lrs(runs: list[StageRun], arm: str, study_dir: Path, candidates: dict) -> None:
+    """Every final run trained with one of its cell's current candidates (a fixed-arm run with
+    its seed's clean-rate choice): a run from an earlier choice is stale; and every seed of a
+    tuned cell ran every candidate (:func:`check_complete`)."""
+    for run in runs:
+        if arm == "fixed":
+            wanted = [fixed_lr(run.loss, run.seed, str(study_dir / "final" / "selection.yaml"))]
+        else:
+            wanted = (candidates.get(run.loss) or {}).get(run.value, {}).get("lrs")
+            if wanted is None:
+                raise StudyError(
+                    f"{run.folder}: tune/candidates.yaml holds no lr for loss={run.loss} at "
+                    f"{run.value}: run the tuning stage for it (losslab-study run) first"
+                )
+        if run.lr not in wanted:
+            raise StudyError(
+                f"{run.folder}: trained with optimizer.lr={run.lr:g}, but the study now trains "
+                f"{', '.join(f'{lr:g}' for lr in wanted)} there: run the study again with "
+                f"--retrain (it trains the {ARMS[arm].stage} stage's changed jobs and removes the "
+                f"runs of lrs no longer chosen) before the verdict"
+            )
+    if arm != "fixed":
+        check_complete(runs, candidates)
+
+
+def check_complete(runs: list[StageRun], candidates: dict) -> None:
+    """Every seed of a tuned cell ran every candidate: a seed short of one would choose among
+    fewer, and the verdict would not show it."""
+    have: dict[tuple[str, Any, int], set[float]] = {}
+    for run in runs:
+        have.setdefault((run.loss, run.value, run.seed), set()).add(run.lr)
+    for (loss, value, seed), lrs in sorted(have.items(), key=repr):
+        missing = [lr for lr in candidates[loss][value]["lrs"] if lr not in lrs]
+        if missing:
+            raise StudyError(
+                f"loss={loss} at {value:g}, seed {seed}: no final run at optimizer.lr="
+                f"{', '.join(f'{lr:g}' for lr in missing)}, one of its candidates: run the study "
+                f"again (losslab-study resumes it; --retrain after stage 2 chose again) before "
+                f"the verdict"
+            )
 
 
 def drop_stale(final: Path, catalogue: Catalogue, chosen: dict[str, dict[Any, Any]]) -> list[str]:

@@ -29,34 +29,12 @@ from losslab.read.tables import markdown_table, mean_ci, write_csv
 from losslab.run.rundir import RunDir
 from losslab.study.candidates import load_candidates
 from losslab.study.catalogue import ARMS, REPORTED, Catalogue, Metric, StudyError
-from losslab.study.selection import Choice, StageRun, choose_per_seed, fixed_lr, stage_runs
+from losslab.study.selection import Choice, StageRun, check_lrs, choose_per_seed, stage_runs
 from losslab.study.views import views_text
 
 __all__ = ["verdict"]
 
 Cells = dict[tuple[Any, str], dict[int, Choice]]
-
-
-def _check_lrs(runs: list[StageRun], arm: str, study_dir: Path, candidates: dict) -> None:
-    """Every final run trained with one of its cell's current candidates (a fixed-arm run with
-    its seed's clean-rate choice): a run from an earlier choice is stale."""
-    for run in runs:
-        if arm == "fixed":
-            wanted = [fixed_lr(run.loss, run.seed, str(study_dir / "final" / "selection.yaml"))]
-        else:
-            wanted = (candidates.get(run.loss) or {}).get(run.value, {}).get("lrs")
-            if wanted is None:
-                raise StudyError(
-                    f"{run.folder}: tune/candidates.yaml holds no lr for loss={run.loss} at "
-                    f"{run.value}: run the tuning stage for it (losslab-study run) first"
-                )
-        if run.lr not in wanted:
-            raise StudyError(
-                f"{run.folder}: trained with optimizer.lr={run.lr:g}, but the study now trains "
-                f"{', '.join(f'{lr:g}' for lr in wanted)} there: run the study again with "
-                f"--retrain (it trains the {ARMS[arm].stage} stage's changed jobs and removes the "
-                f"runs of lrs no longer chosen) before the verdict"
-            )
 
 
 def _cells(runs: list[StageRun], catalogue: Catalogue, metrics: list[Metric]) -> Cells:
@@ -184,7 +162,7 @@ def verdict(study_dir: Path, catalogue: Catalogue | None = None) -> list[dict[st
     for name in catalogue.arms:
         arm, metrics = ARMS[name], catalogue.arm_metrics(name)
         runs = stage_runs(study_dir / arm.stage, catalogue, arm.stage)
-        _check_lrs(runs, name, study_dir, candidates)
+        check_lrs(runs, name, study_dir, candidates)
         cells = _cells(runs, catalogue, metrics)
         families = {
             m.name: [
