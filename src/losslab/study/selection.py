@@ -89,25 +89,33 @@ def stage_runs(folder: Path, catalogue: Catalogue, stage: str) -> list[StageRun]
         )
     out = []
     for run in runs:
-        config = flatten(RunDir(run.path).config() or {})
-        if catalogue.key not in config or "optimizer.lr" not in config:
+        what = _what(run.path, catalogue, run.settings.get("loss"))
+        if what is None:
             raise StudyError(
                 f"{run.path}: its .hydra/resolved.yaml holds no {catalogue.key} and optimizer.lr; "
                 f"a study stage reads the runs losslab-train wrote"
             )
+        loss, value, lr, config = what
         out.append(
             StageRun(
-                run.name,
-                run.path,
-                str(run.settings.get("loss") or RunDir(run.path).choices().get("loss")),
-                value_key(config[catalogue.key]),
-                float(config["optimizer.lr"]),
-                int(config["seed"]),
-                run.row["status"],
+                run.name, run.path, loss, value, lr, int(config["seed"]), run.row["status"],
                 run.curves,
             )
-        )
+        )  # fmt: skip
     return out
+
+
+def _what(
+    path: Path, catalogue: Catalogue, loss: str | None = None
+) -> tuple[str, Any, float, dict[str, Any]] | None:
+    """A stage run's loss, compared value, lr and flat config, from what losslab-train saved
+    (None: a folder that holds no such run)."""
+    run = RunDir(path)
+    config = flatten(run.config() or {})
+    if catalogue.key not in config or "optimizer.lr" not in config:
+        return None
+    loss = str(loss or run.choices().get("loss"))
+    return loss, value_key(config[catalogue.key]), float(config["optimizer.lr"]), config
 
 
 def grid(runs: Iterable[StageRun]) -> dict[tuple[str, Any], dict[float, dict[int, StageRun]]]:
@@ -249,15 +257,14 @@ def drop_stale(final: Path, catalogue: Catalogue, chosen: dict[str, dict[Any, An
     the sweep refuses the changed jobs and the verdict a run of an lr no longer chosen."""
     removed = []
     for path in sorted(final.iterdir()) if final.is_dir() else []:
-        run = RunDir(path)
-        config = flatten(run.config() or {})
-        if catalogue.key not in config or "optimizer.lr" not in config:
+        what = _what(path, catalogue)
+        if what is None:
             continue  # not a run of this stage (the report's files, an unstarted job)
-        cell = chosen.get(str(run.choices().get("loss")), {})
-        lrs = cell.get(value_key(config[catalogue.key]), {}).get("lrs")
+        loss, value, lr, config = what
+        lrs = chosen.get(loss, {}).get(value, {}).get("lrs")
         if not lrs:
             continue
-        lr, rank = float(config["optimizer.lr"]), config.get("study.lr_rank")
+        rank = config.get("study.lr_rank")
         if lr not in lrs if rank is None else lr != lrs[min(int(rank), len(lrs) - 1)]:
             shutil.rmtree(path)
             removed.append(path.name)
