@@ -16,6 +16,7 @@ from typing import Any
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from losslab.names import EPOCH_TIME, GAP, TEST_ACC, TRAIN_ACC, VAL_ACC, tag
+from losslab.run.identity import identity
 from losslab.run.rundir import RunDir, find_runs
 
 # tensorboard's reader logs an INFO line per event file read ("No path found after ...")
@@ -161,7 +162,10 @@ def read_run(run_dir: Path, root: Path) -> Run:
     overrides = run.overrides()
     kept = [o for o in overrides if not o.startswith(("seed=", "ckpt_path=", "hydra."))]
     group = tuple(sorted(kept)) if overrides else (name,)
-    without_seed = run.identity(ignore=("seed", "data.seed"))
+    saved = run.config()  # read once: both identities come from it
+    choices = run.choices() if saved is not None else {}
+    same = None if saved is None else identity(saved, choices)
+    without_seed = None if saved is None else identity(saved, choices, ("seed", "data.seed"))
     return Run(
         name,
         run_dir,
@@ -169,7 +173,7 @@ def read_run(run_dir: Path, root: Path) -> Run:
         row,
         (without_seed,) if without_seed is not None else group,
         settings,
-        run.identity(),
+        same,
         group,
     )
 
