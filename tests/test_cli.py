@@ -73,6 +73,7 @@ BAD_INPUT = [
     (["loss=sse", "classifier.loss_input=probabilities"], {}, ["classifier.loss_input='probabilities'", "softmax twice"]),
     (["loss.input=logits"], {}, ["loss.input: no such key"]),
     (["callbacks.model_checkpoint.monitor=acc/val"], {}, ["callbacks.model_checkpoint.monitor=acc/val: this run does not log it"]),
+    (["callbacks=null", "+callbacks.model_checkpoint.every_n_epochs=5"], {}, ["callbacks.model_checkpoint.every_n_epochs: set, but callbacks.model_checkpoint has no _target_", "callbacks=null", "callbacks=default"]),
     (["study.stage=tune"], {}, ["study"]),
     (["--config-dir", "CONF", "experiment=broken"], {}, ["broken.yaml", "line", "not valid YAML"]),
     ([OLD_RUN], {}, ["already holds a run", "ckpt_path=last"]),

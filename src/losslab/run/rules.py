@@ -1,7 +1,7 @@
 """The checks of a composed config that span several keys or need the whole config: keys no
 schema knows (what a ``+key=value`` forces in), a group switched off that a run needs, a GPU that
 is not there, a batch that does not divide among processes, a study stage without a validation
-split, a callback that monitors a metric the run does not log, both ``init_from`` and
+split, a callback or logger config with nothing to build, a callback that monitors a metric the run does not log, both ``init_from`` and
 ``ckpt_path``. The per-key ranges are the schemas' and the constructors'."""
 
 from __future__ import annotations
@@ -44,6 +44,21 @@ def _monitored(cfg: DictConfig) -> None:
                 f"callbacks.{name}.monitor={metric}: this run does not log it; it logs "
                 f"{', '.join(logged)} (acc/val needs data.val_size > 0)"
             )
+
+
+def _built(cfg: DictConfig, choices: Mapping[str, Any]) -> None:
+    """Each callback and logger config names what it builds: keys set under one whose config
+    was not chosen (an experiment's ``callbacks.model_checkpoint.every_n_epochs`` with
+    ``callbacks=null``) are refused by name rather than failing in the constructor."""
+    for group in ("callbacks", "logger"):
+        for name, node in (cfg.get(group) or {}).items():
+            if isinstance(node, DictConfig) and "_target_" not in node:
+                keys = ", ".join(f"{group}.{name}.{k}" for k in node)
+                raise UsageError(
+                    f"{keys}: set, but {group}.{name} has no _target_ to build "
+                    f"({group}={choices.get(group) or 'null'} holds no {name}); choose a {group} config "
+                    f"that holds it, e.g. {group}=default, or leave these keys out"
+                )
 
 
 def check(cfg: DictConfig, choices: Mapping[str, Any]) -> None:
@@ -102,6 +117,7 @@ def check(cfg: DictConfig, choices: Mapping[str, Any]) -> None:
             f"data.val_size={data.val_size}: the study's {cfg.study.stage} stage chooses on a "
             f"validation split; set data.val_size > 0 (the study presets hold out 10000)"
         )
+    _built(cfg, choices)
     _monitored(cfg)
     if cfg.init_from is not None and cfg.ckpt_path is not None:
         raise UsageError(
