@@ -191,6 +191,8 @@ def test_the_run_differs_in_its_chosen_group_configs_too(tmp_path):
     # Hydra's own groups (the launcher) and where a run is logged do not change results
     assert run.differences(CONFIG, {**CHOICES, "hydra/launcher": "joblib"}) == {}
     assert run.differences(CONFIG, {**CHOICES, "logger": "csv"}) == {}
+    # nor the experiment: a preset, whose values the resolved config holds
+    assert run.differences(CONFIG, {**CHOICES, "experiment": "noise_fixed"}) == {}
 
 
 # -- what a run is ------------------------------------------------------------------------------
@@ -205,7 +207,10 @@ def test_runs_of_the_same_config_have_one_identity_whatever_runs_them():
     same["study"] = {"stage": "final", "lr_rank": 1}  # a study's bookkeeping
     reordered = dict(reversed(list(same.items())))  # keys in another order (another command)
     for config in (same, reordered):
-        for choices in (CHOICES, {**CHOICES, "hydra/launcher": "joblib", "logger": "csv"}):
+        for choices in (
+            CHOICES,
+            {**CHOICES, "hydra/launcher": "joblib", "logger": "csv", "experiment": "noise_final"},
+        ):
             assert identity(config, choices) == identity(CONFIG, CHOICES)
             assert differences(CONFIG, config) == {}
 
@@ -383,6 +388,8 @@ def test_a_run_without_its_resolved_config_says_so(tmp_path):
 def test_another_logger_is_no_difference_but_another_group_config_is(tmp_path):
     run = started(tmp_path)
     assert run.differences(CONFIG, {**CHOICES, "logger": "csv"}) == {}
+    # nor the experiment: a preset, whose values the resolved config holds
+    assert run.differences(CONFIG, {**CHOICES, "experiment": "noise_fixed"}) == {}
     assert run.differences(CONFIG, {**CHOICES, "optimizer": "adam"}) == {
         "optimizer": ("sgd", "adam")
     }

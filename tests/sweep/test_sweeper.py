@@ -594,6 +594,31 @@ def test_the_same_run_twice_in_one_sweep_is_trained_once(tiny_mnist, tmp_path, c
 
 
 @pytest.mark.mutation_targets("sweeper")
+def test_a_run_that_finished_in_a_reuse_folder_is_copied_not_trained(tiny_mnist, tmp_path, capsys):
+    """``hydra.sweeper.reuse``: a job whose run finished in another sweep's folder with the same
+    config (whatever that folder's experiment or ``study.*`` bookkeeping) gets a copy of it; a run
+    there with another lr, or one that did not finish, is trained here."""
+    other, sw = tmp_path / "final", tmp_path / "fixed"
+    same = finished(other / "lr_rank=1,seed=1", "seed=1", "study.lr_rank=1", *on(tiny_mnist))
+    finished(other / "seed=2", "seed=2", "optimizer.lr=0.5", *on(tiny_mnist))
+    finished(other / "seed=3", "seed=3", *on(tiny_mnist)).result_file.unlink()  # started only
+    before = tree_digest(other)
+    launcher, _ = sweep(sw, "seed=1,2,3", *on(tiny_mnist), f"hydra.sweeper.reuse=[{sw}/../final]")
+    ((jobs, _),) = launcher.launches
+    assert [job[0] for job in jobs] == ["seed=2", "seed=3"]
+    assert tree_digest(sw / "seed=1") == tree_digest(same.path)  # a whole copy
+    assert RunDir(sw / "seed=1").identity() == same.identity()
+    assert tree_digest(other) == before  # the other sweep's runs stay as they were
+    assert capsys.readouterr().out == (
+        f"losslab-train: 2 job(s) into {sw}; 1 finished before or repeated, skipped: "
+        f"seed=1 (copied from {other / 'lr_rank=1,seed=1'})\n"
+    )
+    # run again: the copy is this sweep's own finished run now
+    launcher, _ = sweep(sw, "seed=1", *on(tiny_mnist), f"hydra.sweeper.reuse=[{other}]")
+    assert launcher.launches == []
+
+
+@pytest.mark.mutation_targets("sweeper")
 def test_a_rerun_that_only_prints_more_skips_the_finished_jobs(tiny_mnist, tmp_path, capsys):
     """``verbose=true`` changes what a job prints, not what it computes: the same runs."""
     sw = tmp_path / "sw"

@@ -15,13 +15,19 @@ from losslab.sweep.sweeper import ComposedOnce, run_sweep
 class LosslabSweeper(BasicSweeper):
     """Hydra's ``BasicSweeper``: job folders named by what varies, every job checked before the
     first runs, finished jobs skipped when a sweep folder is run again, jobs whose folder holds a
-    run of another config refused (``retrain=True``: trained again), failed jobs recorded."""
+    run of another config refused (``retrain=True``: trained again), a job whose run finished in
+    one of the ``reuse`` folders copied from there, failed jobs recorded."""
 
     def __init__(
-        self, max_batch_size: int | None = None, params: Any = None, retrain: bool = False
+        self,
+        max_batch_size: int | None = None,
+        params: Any = None,
+        retrain: bool = False,
+        reuse: Any = None,
     ) -> None:
         super().__init__(max_batch_size=max_batch_size, params=params)
         self.retrain = retrain
+        self.reuse = list(reuse or [])
 
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig

@@ -73,8 +73,14 @@ def differences(
 
 def group_choices(choices: Mapping[str, Any]) -> dict[str, Any]:
     """The chosen group configs that make a run what it is (Hydra's own and the logger's left
-    out: where a run is logged is not what it computes)."""
-    return {k: v for k, v in choices.items() if not k.startswith("hydra") and k != "logger"}
+    out: where a run is logged is not what it computes; so is the experiment, a preset of other
+    keys whose values the resolved config holds: the noise study's final and fixed-lr stages
+    train the same run when their loss, noise rate, lr and seed agree)."""
+    return {
+        k: v
+        for k, v in choices.items()
+        if not k.startswith("hydra") and k not in ("logger", "experiment")
+    }
 
 
 def identity(

@@ -16,6 +16,9 @@ Hydra's ``BasicSweeper`` runs the jobs; this one also
 - **skips the jobs that finished with the same config**, so an interrupted sweep or study goes on
   where it stopped: a job with a checkpoint resumes from it (``ckpt_path=last``), one that had not
   finished an epoch starts over;
+- **copies a run that finished elsewhere** with the same config (``hydra.sweeper.reuse``: other
+  sweeps' folders) into the job's folder instead of training it again: the noise study's fixed-lr
+  arm takes the final stage's run of the same loss, noise, lr and seed;
 - **records a failed job instead of stopping**: Hydra would raise at the first failed job and skip
   ``on_multirun_end``, so the report would be lost. Here the error goes to ``<job>/error.txt``
   and the report lists the job as ``failed``; ``losslab-train`` still exits with status 1.
@@ -32,6 +35,7 @@ import copy
 import io
 import itertools
 import logging
+import os
 import re
 import shutil
 import sys
@@ -146,9 +150,11 @@ def run_sweep(sweeper: Any, arguments: list[str]) -> Any:
     # task_name) must not send it elsewhere
     sweep_dir = Path(sweeper.config.hydra.sweep.dir)
     earlier = {} if user_subdir else _runs_by_identity(sweep_dir)
+    elsewhere = {} if user_subdir else _finished_in(getattr(sweeper, "reuse", []), sweep_dir)
 
     plan: list[list[tuple[list[str], str]]] = []
     stale, restarted, skipped, data_checked = [], [], [], set()
+    copied: list[tuple[Path, Path]] = []  # (a finished run elsewhere, the job folder it goes to)
     number = itertools.count()  # the jobs' indices, as Hydra's launcher numbers them
     planned: dict[str, str] = {}  # identity -> the job of this sweep that trains it
     for batch in batches:
@@ -180,7 +186,11 @@ def run_sweep(sweeper: Any, arguments: list[str]) -> Any:
             else:
                 if action == "restart":
                     restarted.append(run)
-                jobs.append((job, name))
+                if same in elsewhere:
+                    copied.append((elsewhere[same], run.path))
+                    skipped.append(f"{name} (copied from {elsewhere[same]})")
+                else:
+                    jobs.append((job, name))
         plan.append(jobs)
     if stale:
         raise UsageError(
@@ -190,6 +200,8 @@ def run_sweep(sweeper: Any, arguments: list[str]) -> Any:
         )
     for run in restarted:
         shutil.rmtree(run.path)
+    for source, folder in copied:
+        shutil.copytree(source, folder, symlinks=True)  # last.ckpt stays a relative link
     for jobs in plan:
         for _, name in jobs:
             RunDir(sweep_dir / name).clear_error()
@@ -236,6 +248,20 @@ def _runs_by_identity(sweep_dir: Path) -> dict[str, str]:
         same = RunDir(folder).identity() if folder.is_dir() else None
         if same is not None:
             found.setdefault(same, folder.name)
+    return found
+
+
+def _finished_in(folders: Sequence[str], sweep_dir: Path) -> dict[str, Path]:
+    """The finished runs of other sweeps' ``folders`` (relative ones: to the working folder), by
+    :func:`identity`: what a job of the same run copies rather than trains."""
+    found: dict[str, Path] = {}
+    for folder in folders:
+        where = Path(os.path.normpath(folder))  # <sweep>/../final: its ".." before <sweep> exists
+        if where.resolve() == sweep_dir.resolve():
+            continue  # this sweep's own runs are found by name
+        for same, name in _runs_by_identity(where).items():
+            if RunDir(where / name).finished():
+                found.setdefault(same, where / name)
     return found
 
 
