@@ -1,8 +1,9 @@
 """The checks of a composed config that span several keys or need the whole config: keys no
 schema knows (what a ``+key=value`` forces in), a group switched off that a run needs, a GPU that
 is not there, a batch that does not divide among processes, a study stage without a validation
-split, a callback or logger config with nothing to build, a callback that monitors a metric the run does not log, both ``init_from`` and
-``ckpt_path``. The per-key ranges are the schemas' and the constructors'."""
+split, a callback or logger config with nothing to build, a callback that monitors a metric the
+run does not log, both ``init_from`` and ``ckpt_path``. The per-key ranges are the schemas' and
+the constructors'."""
 
 from __future__ import annotations
 
@@ -54,10 +55,11 @@ def _built(cfg: DictConfig, choices: Mapping[str, Any]) -> None:
         for name, node in (cfg.get(group) or {}).items():
             if isinstance(node, DictConfig) and "_target_" not in node:
                 keys = ", ".join(f"{group}.{name}.{k}" for k in node)
+                chosen = choices.get(group) or "null"
                 raise UsageError(
-                    f"{keys}: set, but {group}.{name} has no _target_ to build "
-                    f"({group}={choices.get(group) or 'null'} holds no {name}); choose a {group} config "
-                    f"that holds it, e.g. {group}=default, or leave these keys out"
+                    f"{keys}: set, but {group}.{name} has no _target_ to build ({group}={chosen} "
+                    f"holds no {name}); choose a {group} config that holds it, e.g. "
+                    f"{group}=default, or leave these keys out"
                 )
 
 
