@@ -351,6 +351,20 @@ def test_a_tiny_noise_study_runs_both_arms_to_its_verdict(tmp_path, data_dir):
     # the fixed arm: each loss's seed at the lr it chose on clean labels, at p = 0.4 only
     assert fixed == {(loss, s): (selection[loss][0.0][s]["test_acc"]["lr"], 0.4)
                      for loss in ("cee", "mae") for s in (0, 1)}  # fmt: skip
+    # where that lr is one of the seed's candidates at p = 0.4, the final stage's run is copied
+    # (not trained again: its result.json, times included, is the same file); with two lrs in
+    # the grid both are candidates everywhere, so here every fixed run is a copy
+    final = {}
+    for run in (st / "final").iterdir():
+        if (run / "result.json").is_file():
+            hp = json.loads((run / "result.json").read_text())["hparams"]
+            final[(hp["loss"], hp["seed"], hp["lr"], hp["label_noise"])] = run
+    copies = {(loss, seed): final[(loss, seed, *fixed[(loss, seed)])]
+              for loss, seed in fixed if (loss, seed, *fixed[(loss, seed)]) in final}  # fmt: skip
+    assert sorted(copies) == sorted(fixed)
+    for (loss, seed), source in copies.items():
+        copy = st / "fixed" / f"loss={loss},data.label_noise=0.4,seed={seed}"
+        assert (copy / "result.json").read_bytes() == (source / "result.json").read_bytes()
     with (st / "verdict.csv").open() as f:
         rows = [(r["arm"], r["metric"], r["value"]) for r in csv.DictReader(f)]
     assert rows == [
