@@ -388,8 +388,6 @@ def test_a_run_without_its_resolved_config_says_so(tmp_path):
 def test_another_logger_is_no_difference_but_another_group_config_is(tmp_path):
     run = started(tmp_path)
     assert run.differences(CONFIG, {**CHOICES, "logger": "csv"}) == {}
-    # nor the experiment: a preset, whose values the resolved config holds
-    assert run.differences(CONFIG, {**CHOICES, "experiment": "noise_fixed"}) == {}
     assert run.differences(CONFIG, {**CHOICES, "optimizer": "adam"}) == {
         "optimizer": ("sgd", "adam")
     }

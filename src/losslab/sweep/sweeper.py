@@ -150,7 +150,7 @@ def run_sweep(sweeper: Any, arguments: list[str]) -> Any:
     # task_name) must not send it elsewhere
     sweep_dir = Path(sweeper.config.hydra.sweep.dir)
     earlier = {} if user_subdir else _runs_by_identity(sweep_dir)
-    elsewhere = {} if user_subdir else _finished_in(getattr(sweeper, "reuse", []), sweep_dir)
+    elsewhere = {} if user_subdir else _finished_in(sweeper.reuse, sweep_dir)
 
     plan: list[list[tuple[list[str], str]]] = []
     stale, restarted, skipped, data_checked = [], [], [], set()
@@ -240,12 +240,14 @@ def _refuse_sampling(overrides: Sequence[Override]) -> None:
             )
 
 
-def _runs_by_identity(sweep_dir: Path) -> dict[str, str]:
-    """The job folders of ``sweep_dir`` that hold a run, by :func:`identity`: a rerun whose
-    keys come in another order (other folder names) finds them."""
+def _runs_by_identity(sweep_dir: Path, finished: bool = False) -> dict[str, str]:
+    """The job folders of ``sweep_dir`` that hold a run (``finished``: one that ended), by
+    :func:`identity`: a rerun whose keys come in another order (other folder names) finds them."""
     found: dict[str, str] = {}
     for folder in sorted(sweep_dir.iterdir()) if sweep_dir.is_dir() else []:
-        same = RunDir(folder).identity() if folder.is_dir() else None
+        run = RunDir(folder)
+        wanted = folder.is_dir() and (not finished or run.finished())
+        same = run.identity() if wanted else None
         if same is not None:
             found.setdefault(same, folder.name)
     return found
@@ -259,9 +261,8 @@ def _finished_in(folders: Sequence[str], sweep_dir: Path) -> dict[str, Path]:
         where = Path(os.path.normpath(folder))  # <sweep>/../final: its ".." before <sweep> exists
         if where.resolve() == sweep_dir.resolve():
             continue  # this sweep's own runs are found by name
-        for same, name in _runs_by_identity(where).items():
-            if RunDir(where / name).finished():
-                found.setdefault(same, where / name)
+        for same, name in _runs_by_identity(where, finished=True).items():
+            found.setdefault(same, where / name)
     return found
 
 
