@@ -12,7 +12,13 @@ import yaml
 from fakeruns import stage_run
 
 from losslab.study.catalogue import METRICS, Catalogue, StudyError
-from losslab.study.selection import choose_per_seed, fixed_lr, stage_runs, write_selection
+from losslab.study.selection import (
+    choose_per_seed,
+    choose_pinned,
+    fixed_lr,
+    stage_runs,
+    write_selection,
+)
 
 LAST, EARLY = METRICS["test_acc"], METRICS["test_at_best"]
 NOISE = Catalogue("noise", "data.label_noise", "label noise", ("cee", "sse"), (0.0, 0.4), None,
@@ -46,6 +52,27 @@ def test_each_seed_keeps_the_lr_its_validation_split_prefers_never_the_test_sets
         pytest.approx(0.91),
     )
     assert seeds[1].among == [0.1, 1.0]
+
+
+def test_pinned_holds_every_seed_at_one_lr_and_still_stops_early_by_validation(tmp_path):
+    final(tmp_path, "cee", 0.1, 0, val=[0.1, 0.80, 0.90], test=[0.1, 0.79, 0.85])
+    final(tmp_path, "cee", 1.0, 0, val=[0.1, 0.85, 0.88], test=[0.1, 0.90, 0.95])
+    final(tmp_path, "cee", 0.1, 1, val=[0.1, 0.70, 0.80], test=[0.1, 0.70, 0.81])
+    final(tmp_path, "cee", 1.0, 1, val=[0.1, 0.92, 0.86], test=[0.1, 0.91, 0.84])
+    pinned = choose_pinned(stage_runs(tmp_path, NOISE, "final"), [LAST, EARLY])
+    assert sorted(pinned) == [(0.0, "cee", 0.1), (0.0, "cee", 1.0)]
+    at_1 = pinned[(0.0, "cee", 1.0)]  # seed 0 preferred 0.1, and is held at 1 all the same
+    assert {s: c.lrs["test_acc"] for s, c in at_1.items()} == {0: 1.0, 1: 1.0}
+    assert [at_1[s].values["test_acc"] for s in (0, 1)] == [
+        pytest.approx(0.95),
+        pytest.approx(0.84),
+    ]
+    # early stopping within lr 1: seed 1's best validation is epoch 1 (0.92), its test there 0.91
+    assert (at_1[1].epochs["test_at_best"], at_1[1].values["test_at_best"]) == (
+        1,
+        pytest.approx(0.91),
+    )
+    assert at_1[0].among == [1.0]
 
 
 def test_a_tie_goes_to_the_smaller_lr_and_the_earlier_epoch(tmp_path):

@@ -1,8 +1,9 @@
 """The verdict (losslab.study.verdict): each seed's own choice, then paired tests by seed against
 scipy with Holm over each family, TOST and power, the four words and their notes (near-tie, the
 grid's edge); the words that do not move when a close pair of stage 1 ranks the other way; the
-fixed-lr arm and its memorization (lower is better); what it refuses; and the paired design
-itself (a seed gives every loss the same initial weights and batch order)."""
+fixed-lr arm and its memorization (lower is better); a word that must hold at every lr a loss's
+seeds kept; what it refuses; and the paired design itself (a seed gives every loss the same
+initial weights and batch order)."""
 
 from __future__ import annotations
 
@@ -228,6 +229,62 @@ def test_a_clear_winner_of_stage_1_is_what_every_seed_keeps(tmp_path):
     sse = [0.945 + 0.001 * s for s in range(5)]
     cee = [0.950, 0.948, 0.949, 0.950, 0.949]  # each seed's own choice: 0.1, 0.3, 0.1, 0.3, 0.3
     assert rows[0]["diff"] == pytest.approx(np.mean(f32(cee)) - np.mean(f32(sse)))
+
+
+# -- a word must hold at every lr the seeds kept ------------------------------------------------
+
+PAIR = Catalogue("study", "data.batch_size", "batch size", ("cee", "sse"), (100,), "cee",
+                 ("tuned",), {"tuned": ("test_acc",)}, 2)  # fmt: skip
+SSE_TEST = [0.940, 0.941, 0.939, 0.942, 0.938]  # sse at lr 1, which every seed keeps
+CEE_AT_03 = [0.960, 0.962, 0.959, 0.961, 0.960]
+
+
+def kept_apart(study: Path, cee_at_01: list[float], seeds_at_01: set[int]) -> list[dict]:
+    """cee's seeds in ``seeds_at_01`` keep lr 0.1 (the better validation accuracy there), the
+    others 0.3; every seed of sse keeps 1.0; the verdict of the one comparison, cee - sse."""
+    PAIR.save(study)
+    candidates(study, {("cee", 100): {"lrs": [0.3, 0.1]}, ("sse", 100): {"lrs": [1.0, 3.0]}})
+    for seed in range(5):
+        at_01 = seed in seeds_at_01
+        for lr, val, test in ((0.3, 0.90, CEE_AT_03[seed]), (0.1, 0.91 if at_01 else 0.85,
+                                                               cee_at_01[seed])):  # fmt: skip
+            stage_run(study / "final", "cee", lr, seed, 100, val=[0.1, val], test=[0.1, test])
+        for lr, val, test in ((1.0, 0.90, SSE_TEST[seed]), (3.0, 0.80, 0.99)):
+            stage_run(study / "final", "sse", lr, seed, 100, val=[0.1, val], test=[0.1, test])
+    return verdict(study)
+
+
+def test_a_word_that_rests_on_which_lr_a_seed_kept_is_inconclusive_and_says_where(tmp_path):
+    """Seed 4 keeps cee's lr 0.1, where cee is no better than sse: with its own choice cee wins
+    (diffs 0.020, 0.021, 0.020, 0.019, 0.005), held at 0.1 it does not; the data could not tell
+    0.1 from 0.3 apart, so the word is not stated."""
+    at_01 = [0.941, 0.940, 0.941, 0.941, 0.943]
+    (row,) = kept_apart(tmp_path, at_01, {4})
+    nested = f32(CEE_AT_03[:4] + at_01[4:]) - f32(SSE_TEST)
+    assert row["diff"] == pytest.approx(nested.mean(), abs=1e-12)
+    held = stats.ttest_rel(f32(at_01), f32(SSE_TEST))
+    assert stats.ttest_rel(f32(CEE_AT_03[:4] + at_01[4:]), f32(SSE_TEST)).pvalue < 0.01
+    assert row["replication"] > 0.8  # on its own, a word that would come out again...
+    assert held.pvalue > 0.05  # ...but not with every seed of cee at lr 0.1
+    assert (row["word"], row["not_held_at"], row["seeds_to_decide"]) == (
+        "inconclusive", "cee at lr 0.1", None
+    )  # fmt: skip
+    text = (tmp_path / "verdict.md").read_text()
+    assert "| cee - sse (not held with cee at lr 0.1) |" in text
+    assert "0.1 (1 seed), 0.3 (4 seeds)" in text
+    with (tmp_path / "verdict.csv").open() as f:
+        assert next(csv.DictReader(f))["not_held_at"] == "cee at lr 0.1"
+
+
+def test_a_word_that_holds_at_every_lr_the_seeds_kept_is_stated(tmp_path):
+    (row,) = kept_apart(tmp_path, [0.955, 0.956, 0.954, 0.957, 0.953], {4})
+    assert (row["word"], row["not_held_at"]) == ("cee better", "")
+
+
+def test_an_lr_no_seed_kept_is_not_held_to(tmp_path):
+    """Every seed keeps cee's lr 0.3: lr 0.1, as bad as before, was told apart by every seed."""
+    (row,) = kept_apart(tmp_path, [0.941, 0.940, 0.941, 0.941, 0.943], set())
+    assert (row["word"], row["not_held_at"]) == ("cee better", "")
 
 
 # -- the fixed-lr arm ---------------------------------------------------------------------------

@@ -10,6 +10,10 @@ variance: two close lrs that another machine ranks the other way in stage 1 give
 candidates, and the same verdict. Test chooses nothing. A tie goes to the smaller lr, then the
 earlier epoch.
 
+**Pinned.** Where a cell's seeds did not all keep the same lr, the data could not tell those lrs
+apart, and the verdict holds its words to each of them (:func:`choose_pinned`: every seed of the
+cell at one of them, early stopping still choosing the epoch).
+
 ``final/selection.yaml`` records each seed's choice (the fixed arm reads its lr at the clean value
 from it; :func:`fixed_lr`).
 """
@@ -37,6 +41,7 @@ __all__ = [
     "check_complete",
     "check_lrs",
     "choose_per_seed",
+    "choose_pinned",
     "drop_stale",
     "fixed_lr",
     "grid",
@@ -188,6 +193,21 @@ def choose_per_seed(
             choice.runs[metric.name] = run
         cells.setdefault((value, loss), {})[seed] = choice
     return cells
+
+
+def choose_pinned(
+    runs: Iterable[StageRun], metrics: list[Metric]
+) -> dict[tuple[Any, str, float], dict[int, Choice]]:
+    """``(value, loss, lr) -> {seed: Choice}``: each seed held at one lr (its early-stopped epoch
+    still chosen by validation), for every lr of the cell's runs."""
+    by_lr: dict[float, list[StageRun]] = {}
+    for run in runs:
+        by_lr.setdefault(run.lr, []).append(run)
+    return {
+        (value, loss, lr): seeds
+        for lr, same in by_lr.items()
+        for (value, loss), seeds in choose_per_seed(same, metrics).items()
+    }
 
 
 def write_selection(

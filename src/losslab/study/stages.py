@@ -17,7 +17,8 @@ Both follow one protocol, each stage reading the previous one's files:
    clean labels, held fixed as the noise grows;
 5. **verdict** (:func:`losslab.study.verdict.verdict`): paired comparisons by seed, Holm over each
    family, equivalence (TOST) within a margin fixed before the run (``--margin``, default 0.5
-   accuracy points), the detectable difference and the seeds that would decide.
+   accuracy points), a tuned word held at every lr a loss's seeds kept, the detectable
+   difference and the seeds that would decide.
 
 What the study compares (losses, key, values, reference, arms, metrics) is saved as
 ``<study>/study.yaml`` (:class:`~losslab.study.catalogue.Catalogue`); ``choose`` and ``verdict``

@@ -1,8 +1,10 @@
 """The last stage of a study, its verdict (reading half: it reads run folders only): in each arm,
 every seed's own choice (:mod:`losslab.study.selection`), then each pair of losses compared at
-each value on each metric by seed-paired tests, Holm over each family (an arm's metric), TOST
-within the margin, the detectable difference and the seeds that would decide. What is compared,
-how and in which order comes from the study's catalogue alone."""
+each value on each metric (:mod:`losslab.study.compare`: seed-paired tests, Holm over each
+family, TOST within the margin, the detectable difference and the seeds that would decide; in the
+tuned arm a word must also hold with a loss held at each lr its seeds kept); written as
+``verdict.md``, ``verdict.csv``, ``losses.csv`` and the figures. What is compared, how and in
+which order comes from the study's catalogue alone."""
 
 from __future__ import annotations
 
@@ -12,29 +14,23 @@ from pathlib import Path
 from typing import Any
 
 from losslab.read.figures import Series, ValuePanel, plot_noise, plot_reliability, pooled_bins
-from losslab.read.stats import (
-    ALPHA,
-    POWER,
-    decide,
-    detectable_difference,
-    holm,
-    paired,
-    power,
-    seeds_to_decide,
-    summarize,
-    tost,
-    tost_power,
-)
+from losslab.read.stats import ALPHA, POWER, summarize
 from losslab.read.tables import markdown_table, mean_ci, write_csv
 from losslab.run.rundir import RunDir
 from losslab.study.candidates import load_candidates
 from losslab.study.catalogue import ARMS, REPORTED, Catalogue, Metric, StudyError
-from losslab.study.selection import Choice, StageRun, check_lrs, choose_per_seed, stage_runs
+from losslab.study.compare import Cells, compare
+from losslab.study.selection import (
+    Choice,
+    StageRun,
+    check_lrs,
+    choose_per_seed,
+    choose_pinned,
+    stage_runs,
+)
 from losslab.study.views import views_text
 
 __all__ = ["verdict"]
-
-Cells = dict[tuple[Any, str], dict[int, Choice]]
 
 
 def _cells(runs: list[StageRun], catalogue: Catalogue, metrics: list[Metric]) -> Cells:
@@ -53,69 +49,6 @@ def _cells(runs: list[StageRun], catalogue: Catalogue, metrics: list[Metric]) ->
             f"seed=0,1,2,3,4) to give a spread; found {found}"
         )
     return cells
-
-
-def _flags(choices: dict[int, Choice], metric: Metric, cell: dict[str, Any]) -> tuple[bool, bool]:
-    """``(near-tie, edge)`` of one loss's cell: stage 2's near-tie; a seed's chosen lr at the
-    edge of the tuning grid."""
-    grid = cell.get("grid") or []
-    edge = bool(grid) and any(c.lrs[metric.name] in (grid[0], grid[-1]) for c in choices.values())
-    return bool(cell.get("near_tie")), edge
-
-
-def _compare(
-    cells: Cells, catalogue: Catalogue, metric: Metric, candidates: dict, clean: bool
-) -> list[dict[str, Any]]:
-    """One family of tests: every pair of losses at every value, on ``metric``."""
-    rows = []
-    for value in sorted({v for v, _ in cells}):
-        for first, second in catalogue.pairs():
-            a, b = cells.get((value, first)), cells.get((value, second))
-            if not a or not b:
-                continue
-            seeds = sorted(set(a) & set(b))
-            if len(seeds) < 2:
-                raise StudyError(
-                    f"seed: {first} and {second} at {catalogue.key}={value:g} share "
-                    f"{len(seeds)} seed(s) ({sorted(a)} and {sorted(b)}); a paired comparison "
-                    f"needs at least 2 seeds run with both losses"
-                )
-            x = [a[s].values[metric.name] for s in seeds]
-            y = [b[s].values[metric.name] for s in seeds]
-            flags = []
-            for loss, choices in ((first, a), (second, b)):
-                where = catalogue.clean if clean else value
-                flags.append(_flags(choices, metric, (candidates.get(loss) or {}).get(where, {})))
-            rows.append(
-                {
-                    "value": value,
-                    "first": first,
-                    "second": second,
-                    "seeds": len(seeds),
-                    **paired(x, y),
-                    "p_tost": tost([i - j for i, j in zip(x, y, strict=True)], catalogue.margin),
-                    "near_tie": any(f[0] for f in flags),
-                    "edge": any(f[1] for f in flags),
-                }
-            )
-    for key, adjusted in (("p", "p_holm"), ("p_tost", "p_tost_holm")):
-        for row, p in zip(rows, holm([r[key] for r in rows]), strict=True):
-            row[adjusted] = p
-    alpha = ALPHA / max(len(rows), 1)  # the strictest step of Holm's correction
-    for r in rows:
-        names = (r["first"], r["second"])
-        args = (r["diff"], r["p_holm"], r["p_tost_holm"], names, catalogue.margin)
-        r["replication"] = power(r["diff"], r["sd"], r["seeds"], alpha)
-        r["replication_tost"] = tost_power(r["diff"], r["sd"], r["seeds"], catalogue.margin, alpha)
-        r["word"] = decide(
-            *args, metric.higher, metric.word, (r["replication"], r["replication_tost"])
-        )
-        r["detectable"] = detectable_difference(r["sd"], r["seeds"], alpha, POWER)
-        decided = r["word"] != "inconclusive"
-        r["seeds_to_decide"] = (
-            None if decided else seeds_to_decide(r["diff"], r["sd"], catalogue.margin, alpha)
-        )
-    return rows
 
 
 def _lrs(choices: dict[int, Choice], name: str) -> str:
@@ -164,10 +97,12 @@ def verdict(study_dir: Path, catalogue: Catalogue | None = None) -> list[dict[st
         runs = stage_runs(study_dir / arm.stage, catalogue, arm.stage)
         check_lrs(runs, name, study_dir, candidates)
         cells = _cells(runs, catalogue, metrics)
+        # the fixed arm chooses no lr at its values: each seed holds the one it chose when clean
+        pinned = None if name == "fixed" else choose_pinned(runs, metrics)
         families = {
             m.name: [
                 {"arm": name, "metric": m.name, **r}
-                for r in _compare(cells, catalogue, m, candidates, clean=name == "fixed")
+                for r in compare(cells, catalogue, m, candidates, name == "fixed", pinned)
             ]
             for m in metrics
         }
@@ -181,6 +116,8 @@ def _shown(r: dict[str, Any]) -> str:
     notes = [
         n for n, on in (("lr near-tie", r["near_tie"]), ("lr at the grid's edge", r["edge"])) if on
     ]
+    if r.get("not_held_at"):
+        notes.append(f"not held with {r['not_held_at']}")
     return f"{r['first']} - {r['second']}" + (f" ({', '.join(notes)})" if notes else "")
 
 
@@ -212,7 +149,9 @@ def _family_table(rows: Sequence[dict], catalogue: Catalogue) -> str:
             _again(r),
             f"**{r['word']}**",
             "-" if math.isnan(r["detectable"]) else f"{r['detectable']:.4f}",
-            "-" if r["word"] != "inconclusive" else str(r["seeds_to_decide"] or "> 10000"),
+            "-"
+            if r["word"] != "inconclusive" or r.get("not_held_at")
+            else str(r["seeds_to_decide"] or "> 10000"),
         ]
         for r in rows
     ]
@@ -259,9 +198,14 @@ The losses {", ".join(catalogue.losses)} compared at each {catalogue.label} ({ca
 {"each against " + catalogue.reference if catalogue.reference else "every pair"}. Cells: mean ±
 half-width of the 95% confidence interval (Student's t), sd = standard deviation over the seeds,
 n = seeds. In the `tuned` arm each final seed trained the best {catalogue.top_k} lr(s) of stage 2
-and any lr tied with the last of them (`tune/candidates.md`), and keeps the run its own validation split prefers (the last epoch's
-validation accuracy; for the early-stopped numbers, the run and epoch with the best one): the
-choice is part of what the seeds replicate, and test chooses nothing.
+and any lr tied with the last of them (`tune/candidates.md`), and
+keeps the run its own validation split prefers (the last epoch's validation accuracy; for the
+early-stopped numbers, the run and epoch with the best one): the choice is part of what the
+seeds replicate, and test chooses nothing. Where a loss's seeds kept
+different lrs, the data could not tell those lrs apart: a word is then stated only if it also
+comes out with every seed of that loss held at each of them (early stopping still choosing the
+epoch), the family tested anew; where it does not, the word is **inconclusive** and the comparison
+says "(not held with *loss* at lr *x*)".
 
 Seed k gives every loss the same initial weights and the same batch order, so the runs are paired
 by seed: each difference (first loss minus second) comes with its paired 95% CI and the two-sided
@@ -290,7 +234,7 @@ may lie outside it).
     fields = [
         "arm", "metric", "value", "first", "second", "seeds", "diff", "sd", "ci_low", "ci_high",
         "p", "p_holm", "p_tost", "p_tost_holm", "replication", "replication_tost", "word",
-        "detectable", "seeds_to_decide", "near_tie", "edge",
+        "detectable", "seeds_to_decide", "near_tie", "edge", "not_held_at",
     ]  # fmt: skip
     write_csv(
         [r for *_, families in arms for rows in families.values() for r in rows],
