@@ -1,11 +1,13 @@
 """The comparisons of one arm of a study's verdict (reading half): per family (an arm's metric)
 every pair of losses at every value, by seed-paired t-test and TOST, Holm over the family, the
 power behind each result and its word (:func:`losslab.read.stats.decide`); and in an arm that
-chooses lrs, the rule that a word must hold with a loss held at each lr its seeds kept."""
+chooses lrs, the rule that a word must point the same way with a loss held at each lr its seeds
+kept."""
 
 from __future__ import annotations
 
 import itertools
+import statistics
 from typing import Any
 
 from losslab.read.stats import (
@@ -46,8 +48,8 @@ def compare(
     pinned: Pinned | None = None,
 ) -> list[dict[str, Any]]:
     """One family of tests: every pair of losses at every value, on ``metric``. With ``pinned``
-    (:func:`~losslab.study.selection.choose_pinned`), a word is stated only where it also holds
-    with either loss held at each lr one of its seeds kept (:func:`_not_held_at`)."""
+    (:func:`~losslab.study.selection.choose_pinned`), a word is stated only where it also points
+    the same way with either loss held at each lr one of its seeds kept (:func:`_not_held_at`)."""
     rows = _judged(cells, catalogue, metric)
     alpha = ALPHA / max(len(rows), 1)  # the strictest step of Holm's correction
     for r in rows:
@@ -59,7 +61,7 @@ def compare(
         r["near_tie"], r["edge"] = any(f[0] for f in flags), any(f[1] for f in flags)
         r["not_held_at"] = ""
         if pinned is not None and r["word"] != "inconclusive":
-            r["not_held_at"] = _not_held_at(r, cells, pinned, catalogue, metric)
+            r["not_held_at"] = _not_held_at(r, cells, pinned, catalogue.margin, metric.name)
             if r["not_held_at"]:
                 r["word"] = "inconclusive"
         r["detectable"] = detectable_difference(r["sd"], r["seeds"], alpha, POWER)
@@ -115,26 +117,30 @@ def _judged(cells: Cells, catalogue: Catalogue, metric: Metric) -> list[dict[str
 
 
 def _not_held_at(
-    row: dict[str, Any], cells: Cells, pinned: Pinned, catalogue: Catalogue, metric: Metric
+    row: dict[str, Any], cells: Cells, pinned: Pinned, margin: float, name: str
 ) -> str:
-    """Where ``row``'s word does not come out again with every seed of one loss (or of both)
-    held at an lr one of its seeds kept — the lrs the data could not tell apart — the family
-    judged anew there: ``"mae at lr 0.1"``; ``""`` where it holds at every such lr."""
+    """Where ``row``'s word does not point the same way with every seed of one loss (or of both)
+    held at an lr one of its seeds kept — the lrs the data could not tell apart: the mean
+    difference there has the other sign (or none) for a better loss, lies outside ``±margin``
+    for an equivalence. ``"mae at lr 0.3"``; ``""`` where the word holds at every such lr."""
     value, pair = row["value"], (row["first"], row["second"])
-    kept = [sorted({c.lrs[metric.name] for c in cells[(value, loss)].values()}) for loss in pair]
+    kept = [sorted({c.lrs[name] for c in cells[(value, loss)].values()}) for loss in pair]
     options = [[None, *lrs] if len(lrs) > 1 else [None] for lrs in kept]  # None: own choice
     for pins in itertools.product(*options):
         held = [(loss, lr) for loss, lr in zip(pair, pins, strict=True) if lr is not None]
         if not held:
             continue
-        again = _judged(
-            {**cells, **{(value, loss): pinned[(value, loss, lr)] for loss, lr in held}},
-            catalogue,
-            metric,
+        a, b = (
+            cells[(value, loss)] if lr is None else pinned[(value, loss, lr)]
+            for loss, lr in zip(pair, pins, strict=True)
         )
-        word = next(
-            r["word"] for r in again if (r["value"], r["first"], r["second"]) == (value, *pair)
+        diff = statistics.fmean(
+            a[s].values[name] - b[s].values[name] for s in sorted(set(a) & set(b))
         )
-        if word != row["word"]:
+        if row["word"].startswith("equivalent"):
+            holds = abs(diff) < margin
+        else:
+            holds = diff * row["diff"] > 0
+        if not holds:
             return " and ".join(f"{loss} at lr {lr:g}" for loss, lr in held)
     return ""

@@ -201,11 +201,12 @@ n = seeds. In the `tuned` arm each final seed trained the best {catalogue.top_k}
 and any lr tied with the last of them (`tune/candidates.md`), and
 keeps the run its own validation split prefers (the last epoch's validation accuracy; for the
 early-stopped numbers, the run and epoch with the best one): the choice is part of what the
-seeds replicate, and test chooses nothing. Where a loss's seeds kept
-different lrs, the data could not tell those lrs apart: a word is then stated only if it also
-comes out with every seed of that loss held at each of them (early stopping still choosing the
-epoch), the family tested anew; where it does not, the word is **inconclusive** and the comparison
-says "(not held with *loss* at lr *x*)".
+seeds replicate, and test chooses nothing. Where a loss's seeds kept different lrs, the data
+could not tell those lrs apart, and a word must not rest on how many seeds went which way: it is
+stated only if the mean difference also points its way with every seed of that loss held at each
+of them (early stopping still choosing the epoch; for an equivalence, stays within the margin);
+where it does not, the word is **inconclusive** and the comparison says "(not held with *loss* at
+lr *x*)".
 
 Seed k gives every loss the same initial weights and the same batch order, so the runs are paired
 by seed: each difference (first loss minus second) comes with its paired 95% CI and the two-sided
