@@ -7,12 +7,14 @@ kernels, which round differently as another CPU would:
 - ``native``: what it picks itself (AVX-512 here);
 - ``aten-default``: ``ATEN_CPU_CAPABILITY=default``, ATen's plain (unvectorised) kernels;
 - ``mkl-compatible``: ``MKL_CBWR=COMPATIBLE``, MKL's conditional-reproducibility path for the
-  matrix products.
+  matrix products;
+- ``both``: the two switches together (numbers of their own, not either one's).
 
-(``ATEN_CPU_CAPABILITY=avx2``, ``MKL_CBWR=AVX2`` and ``threads=2`` gave this machine's native or
-plain-kernel numbers bit for bit on a test run, so they are no variants of their own.)
+(``ATEN_CPU_CAPABILITY=avx2``, ``MKL_CBWR=AVX2``, ``MKL_ENABLE_INSTRUCTIONS=AVX2`` and
+``threads=2`` gave this machine's native or plain-kernel numbers bit for bit on a test run, so
+they are no variants of their own.)
 
-    python scripts/numerics.py run --root logs/numerics          # both studies x 3 variants
+    python scripts/numerics.py run --root logs/numerics          # both studies x 4 variants
     python scripts/numerics.py table --root logs/numerics        # docs/numerics.csv, .md
 
 ``table`` writes one row per study, arm, compared value, comparison, metric and variant with the
@@ -35,6 +37,7 @@ VARIANTS = {
     "native": {},
     "aten-default": {"ATEN_CPU_CAPABILITY": "default"},
     "mkl-compatible": {"MKL_CBWR": "COMPATIBLE"},
+    "both": {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE"},
 }
 STUDIES = ("run", "noise")
 FIELDS = [
