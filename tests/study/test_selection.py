@@ -30,13 +30,17 @@ def final(folder, loss, lr, seed, val, test, value=0.0, status="ok"):
                      status=status)  # fmt: skip
 
 
+def two_seeds(folder) -> None:
+    """cee at lrs 0.1 and 1, seeds 0 and 1. Seed 0: lr 0.1 ends with the better validation
+    accuracy, lr 1 has the better test accuracy; seed 1: the other way round on validation."""
+    final(folder, "cee", 0.1, 0, val=[0.1, 0.80, 0.90], test=[0.1, 0.79, 0.85])
+    final(folder, "cee", 1.0, 0, val=[0.1, 0.85, 0.88], test=[0.1, 0.90, 0.95])
+    final(folder, "cee", 0.1, 1, val=[0.1, 0.70, 0.80], test=[0.1, 0.70, 0.81])
+    final(folder, "cee", 1.0, 1, val=[0.1, 0.92, 0.86], test=[0.1, 0.91, 0.84])
+
+
 def test_each_seed_keeps_the_lr_its_validation_split_prefers_never_the_test_sets(tmp_path):
-    # seed 0: lr 0.1 ends with the better validation accuracy; lr 1 has the better test accuracy
-    final(tmp_path, "cee", 0.1, 0, val=[0.1, 0.80, 0.90], test=[0.1, 0.79, 0.85])
-    final(tmp_path, "cee", 1.0, 0, val=[0.1, 0.85, 0.88], test=[0.1, 0.90, 0.95])
-    # seed 1: the other way round on validation
-    final(tmp_path, "cee", 0.1, 1, val=[0.1, 0.70, 0.80], test=[0.1, 0.70, 0.81])
-    final(tmp_path, "cee", 1.0, 1, val=[0.1, 0.92, 0.86], test=[0.1, 0.91, 0.84])
+    two_seeds(tmp_path)
     cells = choose_per_seed(stage_runs(tmp_path, NOISE, "final"), [LAST, EARLY])
     seeds = cells[(0.0, "cee")]
     assert seeds[0].lrs == {"test_acc": 0.1, "test_at_best": 0.1}  # 0.90 beats 0.88 and 0.85
@@ -55,10 +59,7 @@ def test_each_seed_keeps_the_lr_its_validation_split_prefers_never_the_test_sets
 
 
 def test_pinned_holds_every_seed_at_one_lr_and_still_stops_early_by_validation(tmp_path):
-    final(tmp_path, "cee", 0.1, 0, val=[0.1, 0.80, 0.90], test=[0.1, 0.79, 0.85])
-    final(tmp_path, "cee", 1.0, 0, val=[0.1, 0.85, 0.88], test=[0.1, 0.90, 0.95])
-    final(tmp_path, "cee", 0.1, 1, val=[0.1, 0.70, 0.80], test=[0.1, 0.70, 0.81])
-    final(tmp_path, "cee", 1.0, 1, val=[0.1, 0.92, 0.86], test=[0.1, 0.91, 0.84])
+    two_seeds(tmp_path)
     pinned = choose_pinned(stage_runs(tmp_path, NOISE, "final"), [LAST, EARLY])
     assert sorted(pinned) == [(0.0, "cee", 0.1), (0.0, "cee", 1.0)]
     at_1 = pinned[(0.0, "cee", 1.0)]  # seed 0 preferred 0.1, and is held at 1 all the same
