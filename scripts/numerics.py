@@ -2,19 +2,22 @@
 
 Another machine rounds differently inside torch's kernels, every run drifts, and a verdict word
 that is a property of the losses must not move with it. This machine can be forced onto other
-kernels, which round differently as another CPU would:
+kernels and thread counts, which round differently as another CPU would:
 
 - ``native``: what it picks itself (AVX-512 here);
 - ``aten-default``: ``ATEN_CPU_CAPABILITY=default``, ATen's plain (unvectorised) kernels;
 - ``mkl-compatible``: ``MKL_CBWR=COMPATIBLE``, MKL's conditional-reproducibility path for the
   matrix products;
-- ``both``: the two switches together (numbers of their own, not either one's).
+- ``both``: the two switches together (numbers of their own, not either one's);
+- ``threads-4``: ``threads=4``, MKL's matrix products split four ways, as on a 4-core machine
+  (added after the rule on held lrs was chosen, to test it on numbers it was not chosen on).
 
-(``ATEN_CPU_CAPABILITY=avx2``, ``MKL_CBWR=AVX2``, ``MKL_ENABLE_INSTRUCTIONS=AVX2`` and
-``threads=2`` gave this machine's native or plain-kernel numbers bit for bit on a test run, so
-they are no variants of their own.)
+(``ATEN_CPU_CAPABILITY=avx2``, ``MKL_CBWR=AVX|AVX2|AVX512|SSE2|SSE4_2``,
+``MKL_ENABLE_INSTRUCTIONS=AVX2|AVX512|SSE4_2``, ``ONEDNN_MAX_CPU_ISA=AVX2|SSE41`` and ``threads=2``
+gave this machine's native or plain-kernel numbers bit for bit on a test run, so they are no
+variants of their own.)
 
-    python scripts/numerics.py run --root logs/numerics          # both studies x 4 variants
+    python scripts/numerics.py run --root logs/numerics          # both studies x 5 variants
     python scripts/numerics.py table --root logs/numerics        # docs/numerics.csv, .md
 
 ``table`` writes one row per study, arm, compared value, comparison, metric and variant with the
@@ -33,11 +36,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-VARIANTS = {
-    "native": {},
-    "aten-default": {"ATEN_CPU_CAPABILITY": "default"},
-    "mkl-compatible": {"MKL_CBWR": "COMPATIBLE"},
-    "both": {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE"},
+# name -> (environment, losslab-train overrides of every run)
+VARIANTS: dict[str, tuple[dict[str, str], list[str]]] = {
+    "native": ({}, []),
+    "aten-default": ({"ATEN_CPU_CAPABILITY": "default"}, []),
+    "mkl-compatible": ({"MKL_CBWR": "COMPATIBLE"}, []),
+    "both": ({"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE"}, []),
+    "threads-4": ({}, ["threads=4"]),
 }
 STUDIES = ("run", "noise")
 FIELDS = [
@@ -64,10 +69,12 @@ def run(root: Path, variants: list[str], studies: list[str]) -> None:
         for study in studies:
             folder = root / variant / study
             print(f"numerics: {variant}: losslab-study {study} --dir {folder}", flush=True)
-            env = {**os.environ, **VARIANTS[variant]}
+            env, overrides = VARIANTS[variant]
             done = subprocess.run(
-                [sys.executable, "-m", "losslab.study.stages", study, "--dir", str(folder)], env=env
-            )
+                [sys.executable, "-m", "losslab.study.stages", study, "--dir", str(folder),
+                 *overrides],
+                env={**os.environ, **env},
+            )  # fmt: skip
             if done.returncode:
                 raise SystemExit(done.returncode)
 
