@@ -9,15 +9,18 @@ kernels and thread counts, which round differently as another CPU would:
 - ``mkl-compatible``: ``MKL_CBWR=COMPATIBLE``, MKL's conditional-reproducibility path for the
   matrix products;
 - ``both``: the two switches together (numbers of their own, not either one's);
-- ``threads-4``: ``threads=4``, MKL's matrix products split four ways, as on a 4-core machine
-  (added after the rule on held lrs was chosen, to test it on numbers it was not chosen on).
+- ``threads-4``: ``threads=4``, MKL's matrix products split four ways, as on a 4-core machine;
+- ``threads-6``: ``threads=6``, split six ways (8 and 16 threads give the same numbers).
+
+(The thread variants were added after the rule on held lrs was chosen, to test it on numbers it
+was not chosen on.)
 
 (``ATEN_CPU_CAPABILITY=avx2``, ``MKL_CBWR=AVX|AVX2|AVX512|SSE2|SSE4_2``,
-``MKL_ENABLE_INSTRUCTIONS=AVX2|AVX512|SSE4_2``, ``ONEDNN_MAX_CPU_ISA=AVX2|SSE41`` and ``threads=2``
-gave this machine's native or plain-kernel numbers bit for bit on a test run, so they are no
-variants of their own.)
+``MKL_ENABLE_INSTRUCTIONS=AVX2|AVX512|SSE4_2``, ``ONEDNN_MAX_CPU_ISA=AVX2|SSE41``, ``threads=2``
+and ``threads=3`` gave this machine's native or plain-kernel numbers bit for bit on a test run,
+so they are no variants of their own.)
 
-    python scripts/numerics.py run --root logs/numerics          # both studies x 5 variants
+    python scripts/numerics.py run --root logs/numerics          # both studies x 6 variants
     python scripts/numerics.py table --root logs/numerics        # docs/numerics.csv, .md
 
 ``table`` writes one row per study, arm, compared value, comparison, metric and variant with the
@@ -43,6 +46,7 @@ VARIANTS: dict[str, tuple[dict[str, str], list[str]]] = {
     "mkl-compatible": ({"MKL_CBWR": "COMPATIBLE"}, []),
     "both": ({"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE"}, []),
     "threads-4": ({}, ["threads=4"]),
+    "threads-6": ({}, ["threads=6"]),
 }
 STUDIES = ("run", "noise")
 FIELDS = [
