@@ -224,8 +224,8 @@ def decide(
     paired test and of TOST at the observed difference and spread (:func:`power`,
     :func:`tost_power`, at the strictest Holm level), the chance that the same design on new
     seeds reaches the word again if the observed difference is the true one (another machine's
-    rounding moves the runs less than new seeds do). Below :data:`POWER` a significant result is "inconclusive": a
-    barely significant one is a coin flip for its replication."""
+    rounding moves the runs less than new seeds do). Below :data:`POWER` a significant result
+    is "inconclusive": a barely significant one is a coin flip for its replication."""
     difference, equivalence = replication
     if tost_adjusted < ALPHA and equivalence >= POWER:
         return f"equivalent within ±{100 * margin:g} points"
